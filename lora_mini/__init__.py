@@ -1,0 +1,62 @@
+"""lora_mini: LoRA from scratch on a toy transformer, for learning.
+
+    from lora_mini import load_base, inject_lora, count_parameters, train, evaluate
+    model = load_base()                                   # pretrained on copy / reverse / sort
+    inject_lora(model, ["q_proj", "v_proj"], r=4, alpha=8)  # freeze W, add B·A
+    print(count_parameters(model))
+    train(model, "rotate", steps=300)                     # a task the base has never seen
+    evaluate(model, "rotate")
+"""
+from .lora import (
+    LoRALinear,
+    ParamCount,
+    count_parameters,
+    disable_lora,
+    inject_lora,
+    load_adapter,
+    lora_state_dict,
+    merge_lora,
+    save_adapter,
+    unmerge_lora,
+)
+from .memory import MemoryReport, account_training_step, measure_peak_rss
+from .model import GPTConfig, ToyGPT
+from .pretrain import BASE_PATH, base_accuracy, load_base, pretrain
+from .tasks import BASE_TASKS, DOWNSTREAM_TASKS, complete, exact_match, make_batch, make_dataset
+from .train import History, default_device, evaluate, train
+
+__all__ = [
+    # the model
+    "GPTConfig",
+    "ToyGPT",
+    "load_base",
+    "base_accuracy",
+    "pretrain",
+    "BASE_PATH",
+    # the tasks
+    "BASE_TASKS",
+    "DOWNSTREAM_TASKS",
+    "make_batch",
+    "make_dataset",
+    "exact_match",
+    "complete",
+    # LoRA
+    "LoRALinear",
+    "inject_lora",
+    "merge_lora",
+    "unmerge_lora",
+    "disable_lora",
+    "ParamCount",
+    "count_parameters",
+    "lora_state_dict",
+    "save_adapter",
+    "load_adapter",
+    # training and memory
+    "History",
+    "train",
+    "evaluate",
+    "default_device",
+    "MemoryReport",
+    "account_training_step",
+    "measure_peak_rss",
+]

@@ -1,0 +1,85 @@
+"""One training loop for full fine-tuning and LoRA alike: it trains whatever requires grad."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from .tasks import Batch, exact_match, make_batch
+
+
+@dataclass
+class History:
+    """What a training run did, for plotting."""
+
+    loss: list[float] = field(default_factory=list)  # training loss at every step
+    eval_steps: list[int] = field(default_factory=list)  # steps at which accuracy was measured
+    accuracy: dict[str, list[float]] = field(default_factory=dict)  # task -> exact match per eval step
+    seconds: float = 0.0  # wall time of the optimisation steps, evaluations excluded
+
+
+def default_device() -> torch.device:
+    """CUDA when available, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def train(
+    model: torch.nn.Module,
+    data: str | Sequence[str] | Batch,
+    steps: int,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+    eval_tasks: Sequence[str] = (),
+    eval_every: int = 0,
+    stop_at: float | None = None,
+    progress: bool = True,
+) -> History:
+    """Train the parameters of ``model`` that require grad with AdamW.
+
+    ``data`` is a task name or a list of them (a fresh random batch every step), or a
+    fixed dataset ``(idx (N, T), targets (N, T))`` from which batches are sampled.
+    Every ``eval_every`` steps (and at the end) exact match on ``eval_tasks`` is recorded;
+    with ``stop_at`` set, training stops early once every eval task reaches that accuracy.
+    """
+    device = default_device()
+    model.to(device).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("no parameter requires grad: nothing to train (did you freeze everything?)")
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    g = torch.Generator().manual_seed(seed)
+    hist = History(accuracy={t: [] for t in eval_tasks})
+    for step in tqdm(range(1, steps + 1), disable=not progress, desc="training"):
+        t0 = time.perf_counter()
+        idx, targets = _next_batch(data, batch_size, g)
+        _, loss = model(idx.to(device), targets.to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        hist.loss.append(loss.item())
+        hist.seconds += time.perf_counter() - t0
+        if eval_tasks and (step == steps or (eval_every and step % eval_every == 0)):
+            hist.eval_steps.append(step)
+            for t in eval_tasks:
+                hist.accuracy[t].append(exact_match(model, t))
+            if stop_at is not None and min(a[-1] for a in hist.accuracy.values()) >= stop_at:
+                break
+    return hist
+
+
+def _next_batch(data: str | Sequence[str] | Batch, batch_size: int, g: torch.Generator) -> Batch:
+    if isinstance(data, tuple) and isinstance(data[0], torch.Tensor):
+        rows = torch.randint(0, len(data[0]), (batch_size,), generator=g)
+        return data[0][rows], data[1][rows]
+    return make_batch(data, batch_size, g)
+
+
+def evaluate(model: torch.nn.Module, tasks: str | Sequence[str]) -> dict[str, float]:
+    """Held-out exact match of ``model`` on each task: {task: accuracy in [0, 1]}."""
+    tasks = [tasks] if isinstance(tasks, str) else list(tasks)
+    return {t: exact_match(model, t) for t in tasks}

@@ -1,0 +1,32 @@
+import pytest
+import torch
+
+from lora_mini import load_base
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def base():
+    """A fresh copy of the shipped pretrained base, on the CPU."""
+    return load_base().cpu()
+
+
+def snapshot(model: torch.nn.Module) -> dict:
+    """Everything a failed call must leave as it was: module types, weights, requires_grad."""
+    return {
+        "modules": [(n, type(m).__name__) for n, m in model.named_modules()],
+        "state": {k: v.clone() for k, v in model.state_dict().items()},
+        "grad": {n: p.requires_grad for n, p in model.named_parameters()},
+    }
+
+
+def assert_same(before: dict, after: dict) -> None:
+    assert before["modules"] == after["modules"]
+    assert before["grad"] == after["grad"]
+    assert before["state"].keys() == after["state"].keys()
+    for k, v in before["state"].items():
+        assert torch.equal(v, after["state"][k]), k

@@ -1,0 +1,41 @@
+"""Training: LoRA learns a task the base cannot do; runs are seeded; histories are complete."""
+import pytest
+import torch
+
+from lora_mini import count_parameters, evaluate, inject_lora, load_base, make_dataset, train
+
+
+def test_lora_learns_a_downstream_task_to_95_percent():
+    model = load_base()
+    inject_lora(model, ["q_proj", "v_proj"], r=4, alpha=8)
+    assert evaluate(model, "rotate")["rotate"] < 0.2
+    hist = train(model, "rotate", steps=150, lr=1e-2, progress=False, eval_tasks=["rotate"], eval_every=50)
+    assert hist.eval_steps == [50, 100, 150]
+    assert hist.accuracy["rotate"][-1] >= 0.95
+    assert len(hist.loss) == 150 and hist.loss[-1] < hist.loss[0] / 10
+    assert hist.seconds > 0
+
+
+def test_runs_are_seeded():
+    losses = []
+    for _ in range(2):
+        model = load_base()
+        torch.manual_seed(0)
+        inject_lora(model, ["q_proj"], r=2, alpha=2)
+        losses.append(train(model, "increment", steps=4, seed=3, progress=False).loss)
+    assert losses[0] == losses[1]
+
+
+def test_full_fine_tuning_trains_everything_and_fixed_datasets_work():
+    model = load_base()
+    before = model.lm_head.weight.clone()
+    assert count_parameters(model).trainable == count_parameters(model).total
+    hist = train(model, make_dataset("rotate", 32, seed=0), steps=2, progress=False)
+    assert len(hist.loss) == 2 and not torch.equal(model.lm_head.weight, before)
+
+
+def test_nothing_to_train_is_an_error():
+    model = load_base()
+    model.requires_grad_(False)
+    with pytest.raises(ValueError, match="nothing to train"):
+        train(model, "rotate", steps=1, progress=False)
