@@ -23,7 +23,7 @@ from .memory import MemoryReport, account_training_step, measure_peak_rss
 from .model import GPTConfig, ToyGPT
 from .pretrain import BASE_PATH, base_accuracy, load_base, pretrain
 from .tasks import BASE_TASKS, DOWNSTREAM_TASKS, complete, exact_match, make_batch, make_dataset
-from .train import History, default_device, evaluate, train
+from .train import History, default_device, evaluate, step_seconds, train
 
 __all__ = [
     # the model
@@ -55,6 +55,7 @@ __all__ = [
     "History",
     "train",
     "evaluate",
+    "step_seconds",
     "default_device",
     "MemoryReport",
     "account_training_step",

@@ -1,6 +1,8 @@
 """One training loop for full fine-tuning and LoRA alike: it trains whatever requires grad."""
 from __future__ import annotations
 
+import copy
+import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -83,3 +85,26 @@ def evaluate(model: torch.nn.Module, tasks: str | Sequence[str]) -> dict[str, fl
     """Held-out exact match of ``model`` on each task: {task: accuracy in [0, 1]}."""
     tasks = [tasks] if isinstance(tasks, str) else list(tasks)
     return {t: exact_match(model, t) for t in tasks}
+
+
+def step_seconds(model: torch.nn.Module, batch: Batch, lr: float = 1e-3, repeats: int = 10) -> float:
+    """Median wall time of one training step (forward, backward, AdamW) on ``batch``.
+
+    Runs on a copy of ``model`` after two warm-up steps; the model passed in is not changed.
+    """
+    m = copy.deepcopy(model).train()
+    device = next(m.parameters()).device
+    idx, targets = (t.to(device) for t in batch)
+    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=lr)
+    times = []
+    for i in range(repeats + 2):
+        t0 = time.perf_counter()
+        _, loss = m(idx, targets)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= 2:
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)

@@ -39,3 +39,13 @@ def test_nothing_to_train_is_an_error():
     model.requires_grad_(False)
     with pytest.raises(ValueError, match="nothing to train"):
         train(model, "rotate", steps=1, progress=False)
+
+
+def test_step_seconds_times_a_copy():
+    from lora_mini import make_batch, step_seconds
+
+    model = load_base()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    t = step_seconds(model, make_batch("rotate", 8, torch.Generator().manual_seed(0)), repeats=3)
+    assert 0 < t < 5
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
