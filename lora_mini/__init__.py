@@ -16,6 +16,7 @@ from .lora import (
     load_adapter,
     lora_state_dict,
     merge_lora,
+    reset_lora,
     save_adapter,
     unmerge_lora,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "inject_lora",
     "merge_lora",
     "unmerge_lora",
+    "reset_lora",
     "disable_lora",
     "ParamCount",
     "count_parameters",

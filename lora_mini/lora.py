@@ -49,11 +49,17 @@ class LoRALinear(nn.Module):
         self.scaling = alpha / r
         w = base.weight
         self.lora_A = nn.Parameter(torch.empty(r, base.in_features, device=w.device, dtype=w.dtype))
-        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, device=w.device, dtype=w.dtype))
-        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # as nn.Linear initialises its weight
+        self.lora_B = nn.Parameter(torch.empty(base.out_features, r, device=w.device, dtype=w.dtype))
+        self.reset_parameters()
         self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.merged = False
         self.disabled = False  # set by disable_lora(): run the pure base
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """A random (Kaiming-uniform, as nn.Linear initialises its weight), B zero: ΔW = 0."""
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        nn.init.zeros_(self.lora_B)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(..., in) -> (..., out), never forming the (out, in) matrix ΔW."""
@@ -100,30 +106,31 @@ def _lora_layers(model: nn.Module) -> dict[str, LoRALinear]:
 
 def _plan_injection(model: nn.Module, targets: Sequence[str], r: int, alpha: float) -> list[str]:
     """Check every target against the model and return the names to wrap; raise before any change."""
-    linear_names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and not n.endswith(".base")]
+    inner = {id(layer.base) for layer in _lora_layers(model).values()}  # Linears already wrapped
+    modules = [(n, m) for n, m in model.named_modules() if id(m) not in inner]
+    linears = [n for n, m in modules if isinstance(m, (nn.Linear, LoRALinear))]
     to_wrap = []
     for target in targets:
-        found = [(n, m) for n, m in model.named_modules() if _matches(n, target) and not n.endswith(".base")]
+        found = [(n, m) for n, m in modules if _matches(n, target)]
         if not found:
             raise ValueError(
                 f"target {target!r} matches no module. Targets are names of nn.Linear layers, "
-                f"matched exactly or by their last parts; available: {sorted(set(linear_names))}"
+                f"matched exactly or by their last parts; available: {linears}"
             )
         for name, module in found:
-            if isinstance(module, LoRALinear):
-                if (module.r, module.alpha) != (r, alpha):
-                    raise ValueError(
-                        f"{name} already has LoRA with r={module.r}, alpha={module.alpha}; "
-                        f"to use r={r}, alpha={alpha}, start again from a fresh base (load_base())"
-                    )
-            elif isinstance(module, nn.Linear):
-                to_wrap.append(name)
-            else:
+            if isinstance(module, LoRALinear) and (module.r, module.alpha) != (r, alpha):
+                raise ValueError(
+                    f"{name} already has LoRA with r={module.r}, alpha={module.alpha}; "
+                    f"to use r={r}, alpha={alpha}, start again from a fresh base (load_base())"
+                )
+            if not isinstance(module, (nn.Linear, LoRALinear)):
                 raise TypeError(
                     f"target {target!r} matches {name}, a {type(module).__name__}, not an nn.Linear; "
-                    f"name Linear layers instead, e.g. one of {sorted(set(linear_names))[:6]}"
+                    f"name Linear layers instead, e.g. one of {linears[:6]}"
                 )
-    return sorted(set(to_wrap), key=list(dict(model.named_modules())).index)
+            if isinstance(module, nn.Linear) and name not in to_wrap:
+                to_wrap.append(name)
+    return [n for n in linears if n in to_wrap]  # in model order
 
 
 def inject_lora(
@@ -148,6 +155,15 @@ def inject_lora(
         for p_name, p in module.named_parameters(recurse=False):
             p.requires_grad_(isinstance(module, LoRALinear) and p_name in ("lora_A", "lora_B"))
     return names
+
+
+def reset_lora(model: nn.Module) -> None:
+    """Start every adapter of ``model`` afresh (A random, B zero), e.g. to train one for another task."""
+    for layer in _lora_layers(model).values():
+        if layer.merged:
+            raise ValueError("reset_lora needs unmerged layers; call unmerge_lora(model) first")
+    for layer in _lora_layers(model).values():
+        layer.reset_parameters()
 
 
 def merge_lora(model: nn.Module) -> None:

@@ -14,6 +14,7 @@ from lora_mini import (
     load_base,
     lora_state_dict,
     make_batch,
+    reset_lora,
     save_adapter,
     train,
 )
@@ -74,9 +75,8 @@ def test_hot_swap_between_tasks_on_one_base(tmp_path):
     frozen = {k: v.clone() for k, v in model.state_dict().items() if "lora_" not in k}
     paths = {}
     for task in ("rotate", "swap_pairs"):
-        with torch.no_grad():  # start each task from a fresh adapter
-            for k, v in lora_state_dict(model).items():
-                v.zero_() if k.endswith("lora_B") else None
+        reset_lora(model)  # a fresh adapter for each task, same base
+        assert all(torch.count_nonzero(v) == 0 for k, v in lora_state_dict(model).items() if k.endswith("lora_B"))
         train(model, task, steps=250, lr=1e-2, progress=False, seed=1)
         paths[task] = save_adapter(model, tmp_path / f"{task}.safetensors")
     for task in ("rotate", "swap_pairs", "rotate"):
