@@ -79,7 +79,7 @@ def account_training_step(model: nn.Module, batch: Batch, lr: float = 1e-3) -> M
 
 
 def measure_peak_rss(
-    targets: Sequence[str] = (), r: int = 8, alpha: float = 16, batch_size: int = 64, steps: int = 3
+    targets: Sequence[str] = (), r: int = 4, alpha: float = 8, batch_size: int = 64, steps: int = 3
 ) -> int:
     """Peak resident memory added by loading the base and training it (bytes), in a fresh process.
 
@@ -129,7 +129,8 @@ def _child(spec: dict) -> int:
             f.write("5")  # reset the kernel's peak-RSS mark (VmHWM) to the current RSS
         before, peak = _rss_kib("VmRSS:"), lambda: _rss_kib("VmHWM:")
     except OSError:  # not Linux: ru_maxrss is a peak that includes the imports and warm-up
-        before, peak = 0, lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        unit = 1 if sys.platform == "darwin" else 1024  # macOS reports bytes, others KiB
+        before, peak = 0, lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit // 1024
     _train_steps(spec, batch_size=spec["batch_size"], steps=spec["steps"])
     return (peak() - before) * 1024
 

@@ -50,8 +50,9 @@ def load_base(path: str | Path = BASE_PATH) -> ToyGPT:
     """The pretrained toy base that ships with lora_mini, in eval mode, on CUDA when available."""
     with safe_open(path, framework="pt") as f:
         config = GPTConfig(**json.loads(f.metadata()["config"]))
-    model = ToyGPT(config)
-    model.load_state_dict(load_file(path))
+    with torch.device("meta"):  # no memory, no random init: the file supplies every tensor
+        model = ToyGPT(config)
+    model.load_state_dict(load_file(path), assign=True)
     return model.to(default_device()).eval()
 
 
