@@ -29,3 +29,13 @@ def test_style(path):
             assert len(cell.source.splitlines()) <= 25, f"a code cell of {path.name} is too long:\n{cell.source}"
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert "What to notice" in text
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_ends_with_its_quiz(path):
+    from lora_mini import load_questions
+
+    nb = nbformat.read(path, as_version=4)
+    last = [c for c in nb.cells if c.cell_type == "code"][-1]
+    assert f'show_quiz("{path.stem}"' in last.source
+    assert len(load_questions(path.stem)) >= 6
