@@ -21,11 +21,11 @@ import torch.nn.functional as F
 class GPTConfig:
     """Hyper-parameters of :class:`ToyGPT`."""
 
-    vocab_size: int = 24
-    block_size: int = 32  # longest sequence the position embedding covers
+    vocab_size: int = 18  # 10 digits, "=", 7 task tokens (see tasks.py)
+    block_size: int = 17  # longest sequence: task token, 8 digits, "=", 7 answer digits
     n_layer: int = 2
     n_head: int = 4
-    n_embd: int = 64
+    n_embd: int = 96
     dropout: float = 0.0
 
 

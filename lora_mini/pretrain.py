@@ -16,11 +16,11 @@ import torch
 from safetensors.torch import load_file, safe_open, save_file
 
 from .model import GPTConfig, ToyGPT
-from .tasks import BASE_TASKS, BLOCK_SIZE, DOWNSTREAM_TASKS, VOCAB_SIZE
+from .tasks import BASE_TASKS, DOWNSTREAM_TASKS
 from .train import default_device, evaluate, train
 
 BASE_PATH = Path(__file__).parent / "data" / "base.safetensors"
-BASE_CONFIG = GPTConfig(vocab_size=VOCAB_SIZE, block_size=BLOCK_SIZE, n_layer=2, n_head=4, n_embd=96)
+BASE_CONFIG = GPTConfig()  # the defaults are the shipped base's shape
 PRETRAIN_STEPS = 2000
 PRETRAIN_LR = 3e-3
 PRETRAIN_BATCH = 128

@@ -65,3 +65,10 @@ def test_complete_rejects_bad_input(base):
 def test_downstream_tasks_are_new_to_the_base(base):
     for task in DOWNSTREAM_TASKS:
         assert exact_match(base, task) < 0.2, task
+
+
+def test_default_config_fits_the_tasks():
+    from lora_mini import GPTConfig
+    from lora_mini.tasks import BLOCK_SIZE, VOCAB_SIZE
+
+    assert (GPTConfig().vocab_size, GPTConfig().block_size) == (VOCAB_SIZE, BLOCK_SIZE)
