@@ -7,6 +7,7 @@
     train(model, "rotate", steps=300)                     # a task the base has never seen
     evaluate(model, "rotate")
 """
+from .exercises import check_lora_forward, check_merge, check_trainable_params
 from .lora import (
     LoRALinear,
     ParamCount,
@@ -69,4 +70,8 @@ __all__ = [
     "quiz_text",
     "load_questions",
     "validate_questions",
+    # exercise checkers
+    "check_lora_forward",
+    "check_trainable_params",
+    "check_merge",
 ]

@@ -1,6 +1,6 @@
 """Execute the course notebooks in place, top to bottom, each in a fresh kernel on one CPU thread.
 
-    python scripts/execute_notebooks.py                 # every notebooks/NN_*.ipynb
+    python scripts/execute_notebooks.py                 # every notebook under notebooks/
     python scripts/execute_notebooks.py notebooks/02_lora_from_scratch.ipynb
 
 The outputs are saved into the notebooks (so GitHub shows the plots) with execution counts
@@ -56,4 +56,5 @@ if __name__ == "__main__":
         print(json.dumps(execute(Path(sys.argv[2]).resolve())))
     else:
         args = [Path(a) for a in sys.argv[1:]]
-        main(args or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")))
+        found = sorted(p for p in (ROOT / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+        main(args or found)

@@ -1,0 +1,104 @@
+"""Checkers for the "now you write it" exercises: they run your function against lora_mini.
+
+Each ``check_*`` takes your function, tries it on random inputs, prints what it found and
+returns True when it agrees with the package. A function that still raises
+``NotImplementedError`` gets "not implemented yet" (no exception), so a notebook can be
+run top to bottom before you have written anything.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from .lora import LoRALinear
+
+
+def _report(ok: bool, message: str) -> bool:
+    print(("✅ " if ok else "❌ ") + message)
+    return ok
+
+
+def _call(fn: Callable, *args: object) -> tuple[object, str | None]:
+    """Run the learner's function; return (result, None) or (None, what went wrong)."""
+    try:
+        return fn(*args), None
+    except NotImplementedError:
+        return None, "not implemented yet: replace the `raise NotImplementedError` line with your code"
+    except Exception as e:  # the learner's bug, reported rather than raised
+        hint = " (check the shapes: A is (r, in), B is (out, r), W is (out, in))" if "shape" in str(e) else ""
+        return None, f"your function raised {type(e).__name__}: {e}{hint}"
+
+
+def _random_layer(d_in: int, d_out: int, r: int, alpha: float) -> LoRALinear:
+    layer = LoRALinear(nn.Linear(d_in, d_out), r=r, alpha=alpha)
+    nn.init.normal_(layer.lora_B)  # a "trained" B, so the low-rank path matters
+    return layer
+
+
+@torch.no_grad()
+def check_lora_forward(fn: Callable) -> bool:
+    """``fn(x (N, in), W (out, in), b (out,), A (r, in), B (out, r), scaling) -> (N, out)``."""
+    torch.manual_seed(0)
+    for d_in, d_out, r, alpha in [(8, 32, 2, 4.0), (16, 16, 4, 8.0), (12, 5, 3, 1.5)]:
+        layer = _random_layer(d_in, d_out, r, alpha)
+        x = torch.randn(7, d_in)
+        W, b, A, B = layer.base.weight, layer.base.bias, layer.lora_A, layer.lora_B
+        got, error = _call(fn, x, W, b, A, B, layer.scaling)
+        if error:
+            return _report(False, error)
+        want = layer(x)
+        if not isinstance(got, torch.Tensor):
+            return _report(False, f"expected a tensor, got {type(got).__name__}")
+        if got.shape != want.shape:
+            return _report(False, f"shape {tuple(want.shape)} expected, got {tuple(got.shape)}: "
+                                  "x @ A.T is (N, r), then @ B.T gives (N, out); did you transpose A or B?")
+        if torch.allclose(got, x @ W.T + b + (x @ A.T) @ B.T, atol=1e-5) and layer.scaling != 1:
+            return _report(False, "close, but the low-rank path is missing its scaling alpha / r")
+        if torch.allclose(got, (x @ A.T) @ B.T * layer.scaling, atol=1e-5):
+            return _report(False, "you return only the low-rank update: add the frozen layer's W x + b")
+        if not torch.allclose(got, want, atol=1e-5):
+            return _report(False, f"values differ from LoRALinear (largest gap {(got - want).abs().max():.3g}) "
+                                  f"for in={d_in}, out={d_out}, r={r}")
+    return _report(True, "your LoRA forward matches lora_mini.LoRALinear on three layer shapes")
+
+
+def check_trainable_params(fn: Callable) -> bool:
+    """``fn(in_features, out_features, r) -> int``: trainable numbers LoRA adds to one Linear."""
+    for d_in, d_out, r in [(96, 96, 4), (96, 384, 8), (4096, 11008, 16), (3, 5, 1)]:
+        got, error = _call(fn, d_in, d_out, r)
+        if error:
+            return _report(False, error)
+        layer = LoRALinear(nn.Linear(d_in, d_out, device="meta"), r=r, alpha=1)
+        want = layer.lora_A.numel() + layer.lora_B.numel()
+        if got == d_in * d_out:
+            return _report(False, "that is the size of the frozen W; LoRA trains A (r x in) and B (out x r)")
+        if got in (r * d_in, r * d_out):
+            return _report(False, f"only one of the two matrices: for in={d_in}, out={d_out}, r={r} count A and B")
+        if got != want:
+            return _report(False, f"for in={d_in}, out={d_out}, r={r} expected {want:,}, got {got!r}")
+    return _report(True, "r * (in + out): your formula matches the parameters of LoRALinear")
+
+
+@torch.no_grad()
+def check_merge(fn: Callable) -> bool:
+    """``fn(W (out, in), A (r, in), B (out, r), scaling) -> merged weight (out, in)``."""
+    torch.manual_seed(1)
+    for d_in, d_out, r, alpha in [(8, 32, 2, 4.0), (20, 6, 5, 10.0)]:
+        layer = _random_layer(d_in, d_out, r, alpha)
+        W = layer.base.weight.clone()
+        got, error = _call(fn, W.clone(), layer.lora_A, layer.lora_B, layer.scaling)
+        if error:
+            return _report(False, error)
+        layer.merge()
+        want = layer.base.weight
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+            shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+            return _report(False, f"shape {tuple(want.shape)} expected (the shape of W), got {shape}: "
+                                  "B @ A is (out, r) @ (r, in)")
+        if torch.allclose(got, W + layer.lora_B @ layer.lora_A, atol=1e-5):
+            return _report(False, "close, but Delta W is scaling * B @ A: the scaling is missing")
+        if not torch.allclose(got, want, atol=1e-5):
+            return _report(False, f"values differ from LoRALinear.merge() (largest gap {(got - want).abs().max():.3g})")
+    return _report(True, "your merge matches LoRALinear.merge(): W + scaling * B @ A")
