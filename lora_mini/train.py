@@ -5,7 +5,7 @@ import copy
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -39,6 +39,7 @@ def train(
     eval_tasks: Sequence[str] = (),
     eval_every: int = 0,
     stop_at: float | None = None,
+    callback: Callable[[int, torch.nn.Module], None] | None = None,
     progress: bool = True,
 ) -> History:
     """Train the parameters of ``model`` that require grad with AdamW.
@@ -47,6 +48,7 @@ def train(
     fixed dataset ``(idx (N, T), targets (N, T))`` from which batches are sampled.
     Every ``eval_every`` steps (and at the end) exact match on ``eval_tasks`` is recorded;
     with ``stop_at`` set, training stops early once every eval task reaches that accuracy.
+    ``callback(step, model)``, if given, runs after every step (e.g. to take snapshots).
     """
     device = default_device()
     model.to(device).train()
@@ -65,6 +67,8 @@ def train(
         opt.step()
         hist.loss.append(loss.item())
         hist.seconds += time.perf_counter() - t0
+        if callback is not None:
+            callback(step, model)
         if eval_tasks and (step == steps or (eval_every and step % eval_every == 0)):
             hist.eval_steps.append(step)
             for t in eval_tasks:

@@ -49,3 +49,11 @@ def test_step_seconds_times_a_copy():
     t = step_seconds(model, make_batch("rotate", 8, torch.Generator().manual_seed(0)), repeats=3)
     assert 0 < t < 5
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
+def test_callback_sees_every_step():
+    model = load_base()
+    inject_lora(model, ["q_proj"], r=2, alpha=2)
+    seen = []
+    train(model, "rotate", steps=3, progress=False, callback=lambda step, m: seen.append((step, m is model)))
+    assert seen == [(1, True), (2, True), (3, True)]
