@@ -7,7 +7,7 @@
     train(model, "rotate", steps=300)                     # a task the base has never seen
     evaluate(model, "rotate")
 """
-from .exercises import check_lora_forward, check_merge, check_trainable_params
+from .exercises import check_lora_forward, check_merge, check_subspace_similarity, check_trainable_params
 from .lora import (
     LoRALinear,
     ParamCount,
@@ -74,4 +74,5 @@ __all__ = [
     "check_lora_forward",
     "check_trainable_params",
     "check_merge",
+    "check_subspace_similarity",
 ]

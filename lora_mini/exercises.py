@@ -20,14 +20,17 @@ def _report(ok: bool, message: str) -> bool:
     return ok
 
 
-def _call(fn: Callable, *args: object) -> tuple[object, str | None]:
+SHAPES = " (check the shapes: A is (r, in), B is (out, r), W is (out, in))"
+
+
+def _call(fn: Callable, *args: object, shape_hint: str = SHAPES) -> tuple[object, str | None]:
     """Run the learner's function; return (result, None) or (None, what went wrong)."""
     try:
         return fn(*args), None
     except NotImplementedError:
         return None, "not implemented yet: replace the `raise NotImplementedError` line with your code"
     except Exception as e:  # the learner's bug, reported rather than raised
-        hint = " (check the shapes: A is (r, in), B is (out, r), W is (out, in))" if "shape" in str(e) else ""
+        hint = shape_hint if "shape" in str(e) else ""
         return None, f"your function raised {type(e).__name__}: {e}{hint}"
 
 
@@ -102,3 +105,27 @@ def check_merge(fn: Callable) -> bool:
         if not torch.allclose(got, want, atol=1e-5):
             return _report(False, f"values differ from LoRALinear.merge() (largest gap {(got - want).abs().max():.3g})")
     return _report(True, "your merge matches LoRALinear.merge(): W + scaling * B @ A")
+
+
+@torch.no_grad()
+def check_subspace_similarity(fn: Callable) -> bool:
+    """``fn(A1 (r1, in), A2 (r2, in), i, j) -> float``: the paper's φ, in [0, 1]."""
+    from .analysis import subspace_similarity
+
+    g = torch.Generator().manual_seed(2)
+    for r1, r2, i, j in [(4, 8, 2, 5), (8, 8, 8, 3), (3, 6, 1, 1)]:
+        A1, A2 = torch.randn(r1, 24, generator=g), torch.randn(r2, 24, generator=g)
+        got, error = _call(fn, A1, A2, i, j, shape_hint=": U holds the RIGHT-singular vectors of A, Vh.T, shape (in, r)")
+        if error:
+            return _report(False, error)
+        want = subspace_similarity(A1, A2, i, j)
+        got = float(got.item() if isinstance(got, torch.Tensor) else got)
+        if abs(got - want * min(i, j)) < 1e-4 and min(i, j) > 1:
+            return _report(False, "close: divide the squared norm by min(i, j), so that φ lies in [0, 1]")
+        U1 = torch.linalg.svd(A1.double(), full_matrices=False).U
+        if abs(got - want) > 1e-4 and got > 1 + 1e-6:
+            return _report(False, f"φ must lie in [0, 1], got {got:.3f}: use orthonormal singular vectors, not A itself")
+        if abs(got - want) > 1e-4:
+            return _report(False, f"for i={i}, j={j} expected {want:.4f}, got {got:.4f}: U holds the RIGHT-singular "
+                                  f"vectors (columns of Vh.T, shape (in, r)), not U {tuple(U1.shape)}")
+    return _report(True, "your φ matches lora_mini.analysis.subspace_similarity")
