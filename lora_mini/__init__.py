@@ -24,7 +24,7 @@ from .lora import (
 from .memory import MemoryReport, account_training_step, measure_peak_rss
 from .model import GPTConfig, ToyGPT
 from .pretrain import BASE_PATH, base_accuracy, load_base, pretrain
-from .quiz import Quiz, load_questions, quiz_text, show_quiz, validate_questions
+from .quiz import Quiz, Review, load_questions, quiz_text, show_quiz, show_review, validate_questions
 from .tasks import BASE_TASKS, DOWNSTREAM_TASKS, complete, exact_match, make_batch, make_dataset
 from .train import History, default_device, evaluate, step_seconds, train
 
@@ -67,6 +67,8 @@ __all__ = [
     # self-study quizzes
     "Quiz",
     "show_quiz",
+    "Review",
+    "show_review",
     "quiz_text",
     "load_questions",
     "validate_questions",

@@ -534,3 +534,46 @@ def show_quiz(name_or_path: str | Path, shuffle: bool = True, seed: int | None =
 
     path = _resolve(name_or_path)
     display(Quiz(load_questions(path), shuffle=shuffle, seed=seed, title=_title(path.stem)))
+
+
+class Review(Quiz):
+    """Every question of the course, shuffled, with a first-try score per notebook and a link to it."""
+
+    def __init__(self, seed: int | None = None, notebook_dir: str = "") -> None:
+        import ipywidgets as W
+
+        items = [(name, q) for name in quiz_names() for q in load_questions(name)]
+        random.Random(seed).shuffle(items)
+        self.topics = [name for name, _ in items]
+        self.notebook_dir = notebook_dir
+        self.topic_table = W.HTML(value="")
+        self.topic_table.add_class("lora-quiz-topics")
+        super().__init__([q for _, q in items], shuffle=True, seed=seed, title="review of the whole course")
+        self.widget.children = (*self.widget.children, self.topic_table)
+
+    def topic_scores(self) -> dict[str, tuple[int, int, int]]:
+        """{notebook: (right on first try, checked, questions)}."""
+        scores = {name: [0, 0, 0] for name in dict.fromkeys(sorted(self.topics))}
+        for name, card in zip(self.topics, self.cards):
+            scores[name][0] += card.first_try is True
+            scores[name][1] += card.first_try is not None
+            scores[name][2] += 1
+        return {name: (a, b, c) for name, (a, b, c) in scores.items()}
+
+    def _update_score(self) -> None:
+        super()._update_score()
+        if not hasattr(self, "topic_table"):
+            return  # still being built
+        rows = "".join(
+            f"<tr><td><a href='{self.notebook_dir}{name}.ipynb' target='_blank'>{html.escape(name)}</a></td>"
+            f"<td>{right} / {checked} checked</td><td>{total} questions</td></tr>"
+            for name, (right, checked, total) in self.topic_scores().items()
+        )
+        self.topic_table.value = f"<b>Score per notebook</b> (right on first try)<table>{rows}</table>"
+
+
+def show_review(seed: int | None = None) -> None:
+    """Show every question of the course, shuffled, with a score per notebook (for 09_review.ipynb)."""
+    from IPython.display import display
+
+    display(Review(seed=seed))

@@ -38,5 +38,8 @@ def test_ends_with_its_quiz(path):
 
     nb = nbformat.read(path, as_version=4)
     last = [c for c in nb.cells if c.cell_type == "code"][-1]
+    if path.stem == "09_review":  # the review asks every question of the course
+        assert "show_review(" in last.source
+        return
     assert f'show_quiz("{path.stem}"' in last.source
     assert len(load_questions(path.stem)) >= 6

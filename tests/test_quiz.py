@@ -609,3 +609,25 @@ def test_names_and_paths():
         load_questions("99_nothing")
     with pytest.raises(ValueError, match="cannot be shown"):
         Quiz([{"question": "x", "type": "multiple_choice", "answers": []}])
+
+
+def test_review_holds_every_question_with_a_score_per_notebook():
+    from lora_mini import Review
+
+    review = Review(seed=3)
+    assert len(review.cards) == sum(len(qs) for qs in BANK.values())
+    assert sorted(review.topics) != review.topics  # shuffled across notebooks
+    assert Review(seed=3).topics == review.topics  # repeatably
+    i = next(k for k, c in enumerate(review.cards) if c.question["type"] == "multiple_choice")
+    card, topic = review.cards[i], review.topics[i]
+    card.choice.value = _correct_index(card.question)
+    card.check_button.click()
+    j = next(k for k, c in enumerate(review.cards) if c.question["type"] == "multiple_choice" and review.topics[k] != topic)
+    other, other_topic = review.cards[j], review.topics[j]
+    other.choice.value = _wrong_index(other.question)
+    other.check_button.click()
+    scores = review.topic_scores()
+    assert scores[topic][:2] == (1, 1) and scores[other_topic][:2] == (0, 1)
+    assert scores[topic][2] == len(BANK[topic])
+    assert f"href='{topic}.ipynb'" in review.topic_table.value and "1 / 1 checked" in review.topic_table.value
+    assert review.topic_table in review.widget.children
