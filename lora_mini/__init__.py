@@ -25,6 +25,7 @@ from .memory import MemoryReport, account_training_step, measure_peak_rss
 from .model import GPTConfig, ToyGPT
 from .pretrain import BASE_PATH, base_accuracy, load_base, pretrain
 from .quiz import Quiz, Review, load_questions, quiz_text, show_quiz, show_review, validate_questions
+from .serving import mixed_adapters
 from .tasks import BASE_TASKS, DOWNSTREAM_TASKS, complete, exact_match, make_batch, make_dataset
 from .train import History, default_device, evaluate, step_seconds, train
 
@@ -55,6 +56,7 @@ __all__ = [
     "lora_state_dict",
     "save_adapter",
     "load_adapter",
+    "mixed_adapters",
     # training and memory
     "History",
     "train",
