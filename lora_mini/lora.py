@@ -109,7 +109,7 @@ def _plan_injection(model: nn.Module, targets: Sequence[str], r: int, alpha: flo
     inner = {id(layer.base) for layer in _lora_layers(model).values()}  # Linears already wrapped
     modules = [(n, m) for n, m in model.named_modules() if id(m) not in inner]
     linears = [n for n, m in modules if isinstance(m, (nn.Linear, LoRALinear))]
-    to_wrap = []
+    to_wrap: set[str] = set()
     for target in targets:
         found = [(n, m) for n, m in modules if _matches(n, target)]
         if not found:
@@ -128,8 +128,8 @@ def _plan_injection(model: nn.Module, targets: Sequence[str], r: int, alpha: flo
                     f"target {target!r} matches {name}, a {type(module).__name__}, not an nn.Linear; "
                     f"name Linear layers instead, e.g. one of {linears[:6]}"
                 )
-            if isinstance(module, nn.Linear) and name not in to_wrap:
-                to_wrap.append(name)
+            if isinstance(module, nn.Linear):
+                to_wrap.add(name)
     return [n for n in linears if n in to_wrap]  # in model order
 
 

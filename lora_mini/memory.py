@@ -102,6 +102,7 @@ def _train_steps(spec: dict, batch_size: int, steps: int) -> None:
     from .lora import inject_lora
     from .pretrain import load_base
     from .tasks import make_batch
+    from .train import optimizer_step
 
     model = load_base().cpu().train()
     if spec["targets"]:
@@ -109,11 +110,7 @@ def _train_steps(spec: dict, batch_size: int, steps: int) -> None:
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     g = torch.Generator().manual_seed(0)
     for _ in range(steps):
-        idx, tgt = make_batch("rotate", batch_size, g)
-        _, loss = model(idx, tgt)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        optimizer_step(model, opt, *make_batch("rotate", batch_size, g))
 
 
 def _child(spec: dict) -> int:

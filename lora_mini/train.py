@@ -61,10 +61,7 @@ def train(
     for step in tqdm(range(1, steps + 1), disable=not progress, desc="training"):
         t0 = time.perf_counter()
         idx, targets = _next_batch(data, batch_size, g)
-        _, loss = model(idx.to(device), targets.to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        loss = optimizer_step(model, opt, idx.to(device), targets.to(device))
         hist.loss.append(loss.item())
         hist.seconds += time.perf_counter() - t0
         if callback is not None:
@@ -76,6 +73,17 @@ def train(
             if stop_at is not None and min(a[-1] for a in hist.accuracy.values()) >= stop_at:
                 break
     return hist
+
+
+def optimizer_step(
+    model: torch.nn.Module, opt: torch.optim.Optimizer, idx: torch.Tensor, targets: torch.Tensor
+) -> torch.Tensor:
+    """One training step on idx (B, T) and targets (B, T): forward, backward, optimizer; returns the loss."""
+    _, loss = model(idx, targets)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss
 
 
 def _next_batch(data: str | Sequence[str] | Batch, batch_size: int, g: torch.Generator) -> Batch:
@@ -103,10 +111,7 @@ def step_seconds(model: torch.nn.Module, batch: Batch, lr: float = 1e-3, repeats
     times = []
     for i in range(repeats + 2):
         t0 = time.perf_counter()
-        _, loss = m(idx, targets)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        optimizer_step(m, opt, idx, targets)
         if device.type == "cuda":
             torch.cuda.synchronize()
         if i >= 2:
