@@ -9,6 +9,7 @@
 """
 from .exercises import check_lora_forward, check_merge, check_subspace_similarity, check_trainable_params
 from .lora import (
+    DoRALinear,
     LoRALinear,
     ParamCount,
     count_parameters,
@@ -16,6 +17,7 @@ from .lora import (
     inject_lora,
     load_adapter,
     lora_state_dict,
+    loraplus_param_groups,
     merge_lora,
     reset_lora,
     save_adapter,
@@ -23,7 +25,9 @@ from .lora import (
 )
 from .memory import MemoryReport, account_training_step, measure_peak_rss
 from .model import GPTConfig, ToyGPT
+from .peft_bridge import export_peft, import_peft
 from .pretrain import BASE_PATH, base_accuracy, load_base, pretrain
+from .quant import NF4, QuantLinear, QuantReport, dequantize_blockwise, nf4_codebook, quantize_base, quantize_blockwise
 from .quiz import Quiz, Review, load_questions, quiz_text, show_quiz, show_review, validate_questions
 from .serving import mixed_adapters
 from .tasks import BASE_TASKS, DOWNSTREAM_TASKS, complete, exact_match, make_batch, make_dataset
@@ -57,6 +61,20 @@ __all__ = [
     "save_adapter",
     "load_adapter",
     "mixed_adapters",
+    # LoRA variants, as PEFT names them
+    "DoRALinear",
+    "loraplus_param_groups",
+    # toy QLoRA: a quantised frozen base
+    "NF4",
+    "nf4_codebook",
+    "quantize_blockwise",
+    "dequantize_blockwise",
+    "QuantLinear",
+    "QuantReport",
+    "quantize_base",
+    # the bridge to PEFT
+    "export_peft",
+    "import_peft",
     # training and memory
     "History",
     "train",

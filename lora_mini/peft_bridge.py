@@ -1,0 +1,175 @@
+"""The bridge to Hugging Face PEFT: write and read adapters in PEFT's own directory format.
+
+A PEFT LoRA adapter is a directory with two files:
+
+    adapter_config.json        {"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": [...], ...}
+    adapter_model.safetensors  base_model.model.<layer>.lora_A.weight            (r, in)
+                               base_model.model.<layer>.lora_B.weight            (out, r)
+                               base_model.model.<layer>.lora_magnitude_vector    (out,)  DoRA only
+
+``peft.PeftModel.from_pretrained(load_base(), directory)`` loads what :func:`export_peft`
+writes, and :func:`import_peft` loads what PEFT's ``save_pretrained`` writes for the toy base.
+Plain LoRA, rsLoRA and DoRA cross the bridge; PEFT itself is not needed here.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .lora import LORA_PARAMETERS, _check_hparams, _lora_layers, _uniform_settings, inject_lora
+from .quant import QuantLinear
+
+CONFIG_NAME = "adapter_config.json"
+WEIGHTS_NAME = "adapter_model.safetensors"
+PREFIX = "base_model.model."  # PEFT's path from the PeftModel down to the wrapped model
+SUFFIXES = {"lora_A": ".lora_A.weight", "lora_B": ".lora_B.weight", "lora_magnitude_vector": ".lora_magnitude_vector"}
+UNSUPPORTED = (  # PEFT options that lora_mini does not have; an adapter that sets one is refused
+    "rank_pattern", "alpha_pattern", "modules_to_save", "lora_bias", "fan_in_fan_out",
+    "layer_replication", "trainable_token_indices", "target_parameters", "use_qalora", "use_bdlora",
+)
+INITS = (True, False, "gaussian")  # PEFT inits that leave the base weights alone
+
+
+def _dropout(model: nn.Module) -> float:
+    rates = {layer.lora_dropout.p if isinstance(layer.lora_dropout, nn.Dropout) else 0.0
+             for layer in _lora_layers(model).values()}
+    if len(rates) > 1:
+        raise ValueError(f"LoRA layers use several dropout rates {sorted(rates)}; a PEFT config holds one")
+    return rates.pop()
+
+
+def export_peft(model: nn.Module, directory: str | os.PathLike) -> Path:
+    """Write the adapter of ``model`` as PEFT's adapter_config.json + adapter_model.safetensors.
+
+    ``target_modules`` lists the qualified layer names, so PEFT adapts exactly these layers.
+    Returns the directory. PiSSA adapters and merged layers are refused with a ValueError.
+    """
+    settings = _uniform_settings(model)  # raises for no LoRA, or layers with different settings
+    if settings["init_lora_weights"] == "pissa":
+        raise ValueError(
+            "a PiSSA adapter only works on the residual base it was cut from, and PEFT would load it onto the "
+            "original base; export plain LoRA, rsLoRA or DoRA, or save the whole model (model.state_dict())"
+        )
+    layers = _lora_layers(model)
+    if any(layer.merged for layer in layers.values()):
+        raise ValueError("export_peft needs unmerged layers; call unmerge_lora(model) first")
+    config = {
+        "peft_type": "LORA",
+        "task_type": None,
+        "base_model_name_or_path": None,
+        "r": settings["r"],
+        "lora_alpha": settings["alpha"],
+        "lora_dropout": _dropout(model),
+        "target_modules": list(layers),
+        "bias": "none",
+        "use_rslora": settings["use_rslora"],
+        "use_dora": settings["use_dora"],
+        "init_lora_weights": True,
+        "fan_in_fan_out": False,
+        "modules_to_save": None,
+        "inference_mode": True,
+    }
+    tensors = {
+        PREFIX + name + SUFFIXES[part]: getattr(layer, part).detach().contiguous().cpu()
+        for name, layer in layers.items()
+        for part in LORA_PARAMETERS
+        if hasattr(layer, part)
+    }
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, directory / WEIGHTS_NAME, metadata={"format": "pt"})
+    (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+    return directory
+
+
+def _read_config(directory: Path) -> dict:
+    """adapter_config.json, checked for the options lora_mini has; a ValueError names any other."""
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        if not (directory / name).is_file():
+            raise ValueError(f"no {name} in {directory}; pass the directory that save_pretrained() wrote")
+    try:
+        config = json.loads((directory / CONFIG_NAME).read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{directory / CONFIG_NAME} is not valid JSON ({e})") from e
+    if not isinstance(config, dict) or config.get("peft_type") != "LORA":
+        raise ValueError(f"{directory} holds no LoRA adapter (peft_type must be 'LORA')")
+    used = [key for key in UNSUPPORTED if config.get(key)]
+    if config.get("bias", "none") != "none":
+        used.append(f"bias={config['bias']!r}")
+    if config.get("init_lora_weights", True) not in INITS:
+        used.append(f"init_lora_weights={config['init_lora_weights']!r} (it changes the base weights)")
+    if used:
+        raise ValueError(f"{directory} uses PEFT options lora_mini does not have: {used}; train it without them")
+    return config
+
+
+def _split_keys(tensors: dict[str, torch.Tensor], directory: Path) -> dict[str, dict[str, torch.Tensor]]:
+    """{layer name: {"lora_A": ..., "lora_B": ..., maybe "lora_magnitude_vector": ...}} from PEFT's keys."""
+    layers: dict[str, dict[str, torch.Tensor]] = {}
+    unknown = []
+    for key, tensor in tensors.items():
+        part = next((p for p, suffix in SUFFIXES.items() if key.startswith(PREFIX) and key.endswith(suffix)), None)
+        if part is None:
+            unknown.append(key)
+            continue
+        layers.setdefault(key[len(PREFIX) : -len(SUFFIXES[part])], {})[part] = tensor
+    if unknown or not layers:
+        raise ValueError(f"{directory / WEIGHTS_NAME} holds tensors other than LoRA A, B, DoRA magnitudes: {unknown}")
+    return layers
+
+
+def _check_fits(model: nn.Module, layers: dict[str, dict[str, torch.Tensor]], r: int, use_dora: bool) -> None:
+    """Every layer of the file exists in ``model`` as a Linear with matching shapes; else a ValueError."""
+    modules = dict(model.named_modules())
+    problems = []
+    for name, parts in layers.items():
+        module = modules.get(name)
+        if not isinstance(module, (nn.Linear, QuantLinear)):
+            problems.append(f"{name}: no nn.Linear of that name in the model")
+            continue
+        want = {"lora_A": (r, module.in_features), "lora_B": (module.out_features, r)}
+        if use_dora:
+            want["lora_magnitude_vector"] = (module.out_features,)
+        got = {part: tuple(t.shape) for part, t in parts.items()}
+        if got != want:
+            problems.append(f"{name}: file has {got}, the model needs {want}")
+    if problems:
+        raise ValueError("the PEFT adapter does not fit this model:\n  " + "\n  ".join(problems))
+
+
+def import_peft(model: nn.Module, directory: str | os.PathLike) -> list[str]:
+    """Load the PEFT LoRA adapter in ``directory`` into ``model``, a base without LoRA (e.g. ``load_base()``).
+
+    The layers are those named in adapter_model.safetensors. Injects LoRALinear (or DoRALinear)
+    layers with the config's r, lora_alpha, lora_dropout, use_rslora and use_dora, then copies
+    the tensors in. Returns the adapted layer names.
+    Anything that does not fit raises a ValueError before the model changes.
+    """
+    directory = Path(directory)
+    config = _read_config(directory)
+    try:
+        tensors = load_file(directory / WEIGHTS_NAME)
+    except (SafetensorError, ValueError, OSError) as e:
+        raise ValueError(f"{directory / WEIGHTS_NAME} is not a readable safetensors file ({e})") from e
+    if _lora_layers(model):
+        raise ValueError("import_peft injects the adapter itself; pass a base without LoRA layers, e.g. load_base()")
+    layers = _split_keys(tensors, directory)
+    r, alpha, dropout = config.get("r"), config.get("lora_alpha"), config.get("lora_dropout", 0.0)
+    _check_hparams(r, alpha, dropout)
+    use_dora = bool(config.get("use_dora", False))
+    _check_fits(model, layers, r, use_dora)
+    order = [n for n, _ in model.named_modules() if n in layers]  # model order
+    use_rslora = bool(config.get("use_rslora", False))
+    names = inject_lora(model, order, r, alpha, dropout, use_rslora=use_rslora, use_dora=use_dora)
+    with torch.no_grad():
+        for name in names:
+            layer = model.get_submodule(name)
+            for part, tensor in layers[name].items():
+                getattr(layer, part).copy_(tensor)
+    return names
