@@ -5,35 +5,18 @@
 
 The outputs are saved into the notebooks (so GitHub shows the plots) with execution counts
 1, 2, 3, ... in order. For each notebook it prints the wall time and the kernel's peak RSS,
-the course's budget being 45 s and 1 GB on one thread (Binder's one CPU).
+the course's budget being 45 s and 1 GB on one thread (Binder's one CPU). The executing and
+measuring is lora_mini.bench's (its section 5 runs the same without saving).
 """
 from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-
-
-def execute(path: Path) -> dict:
-    """Run one notebook in place (called in a child process, so RUSAGE_CHILDREN is the kernel alone)."""
-    import nbformat
-    from nbclient import NotebookClient
-
-    nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
-    t0 = time.perf_counter()
-    client.execute()
-    seconds = time.perf_counter() - t0
-    nbformat.write(nb, path)
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"notebook": path.name, "seconds": round(seconds, 1), "peak_rss_mb": round(peak_kib / 1024, 1)}
+from lora_mini.bench import ONE_THREAD, execute_notebook, find_notebooks
 
 
 def main(paths: list[Path]) -> None:
@@ -53,8 +36,6 @@ def main(paths: list[Path]) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--one"]:
-        print(json.dumps(execute(Path(sys.argv[2]).resolve())))
+        print(json.dumps(execute_notebook(Path(sys.argv[2]).resolve(), save=True)))
     else:
-        args = [Path(a) for a in sys.argv[1:]]
-        found = sorted(p for p in (ROOT / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
-        main(args or found)
+        main([Path(a) for a in sys.argv[1:]] or find_notebooks())
