@@ -104,6 +104,8 @@ def account_peak(model: nn.Module, batch: Batch, lr: float = 1e-3) -> MemoryRepo
     kinds are alive at once: their sum is one moment of the step, and the peak is that moment or
     a later one. ``temporaries`` is the rest of the peak: tensors of none of the four kinds
     (gradients of activations in flight during backward, the loss's buffers, AdamW's scratch).
+    (A loop that cleared gradients before the forward would never hold all four kinds at once;
+    its peak can be below their sum, and ``temporaries`` would then come out negative.)
     The peak is read from torch's own allocation events (``torch.profiler``, ``profile_memory``)
     over two steps on a copy of the model, the second at steady state; the model is not changed.
     """
