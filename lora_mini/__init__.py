@@ -23,7 +23,7 @@ from .lora import (
     save_adapter,
     unmerge_lora,
 )
-from .memory import MemoryReport, account_training_step, measure_peak_rss
+from .memory import MemoryReport, account_peak, account_training_step, measure_peak_rss
 from .model import GPTConfig, ToyGPT
 from .peft_bridge import export_peft, import_peft
 from .pretrain import BASE_PATH, base_accuracy, load_base, pretrain
@@ -83,6 +83,7 @@ __all__ = [
     "default_device",
     "MemoryReport",
     "account_training_step",
+    "account_peak",
     "measure_peak_rss",
     # self-study quizzes
     "Quiz",

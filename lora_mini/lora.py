@@ -84,8 +84,10 @@ class LoRALinear(nn.Module):
         y = self.base(x)  # (..., out)
         if self.merged or self.disabled:
             return y  # merged: ΔW already lives inside base.weight
-        a = F.linear(self.lora_dropout(x), self.lora_A)  # (..., r)
-        return y + self.scaling * F.linear(a, self.lora_B)  # (..., out)
+        a = self.scaling * F.linear(self.lora_dropout(x), self.lora_A)  # (..., r): scale the small tensor
+        # Bᵀ as a contiguous (r, out) matrix: both of backward's products with B then run in BLAS's fast
+        # layout (a tall, thin (out, r) result is several times slower on the CPU); the copy is r·out numbers.
+        return y + a @ self.lora_B.t().contiguous()  # (..., out)
 
     def delta_weight(self) -> torch.Tensor:
         """ΔW = scaling · B @ A, shape (out, in): what merging adds to base.weight."""
