@@ -41,6 +41,8 @@ def train(
     stop_at: float | None = None,
     callback: Callable[[int, torch.nn.Module], None] | None = None,
     progress: bool = True,
+    *,
+    param_groups: Sequence[dict] | None = None,
 ) -> History:
     """Train the parameters of ``model`` that require grad with AdamW.
 
@@ -49,13 +51,17 @@ def train(
     Every ``eval_every`` steps (and at the end) exact match on ``eval_tasks`` is recorded;
     with ``stop_at`` set, training stops early once every eval task reaches that accuracy.
     ``callback(step, model)``, if given, runs after every step (e.g. to take snapshots).
+    ``param_groups``, if given, replaces AdamW's single group: a list of dicts, each with
+    "params" and optionally its own "lr", together holding exactly the parameters that
+    require grad, e.g. ``loraplus_param_groups(model, lr)`` for LoRA+ (B at ratio × lr).
     """
     device = default_device()
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("no parameter requires grad: nothing to train (did you freeze everything?)")
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    groups = [{"params": params}] if param_groups is None else _check_groups(params, param_groups)
+    opt = torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
     g = torch.Generator().manual_seed(seed)
     hist = History(accuracy={t: [] for t in eval_tasks})
     for step in tqdm(range(1, steps + 1), disable=not progress, desc="training"):
@@ -73,6 +79,21 @@ def train(
             if stop_at is not None and min(a[-1] for a in hist.accuracy.values()) >= stop_at:
                 break
     return hist
+
+
+def _check_groups(params: list[torch.nn.Parameter], param_groups: Sequence[dict]) -> list[dict]:
+    """The groups as AdamW takes them (fresh dicts, "params" as lists); a ValueError if they do not hold
+    exactly ``params``, the trainable parameters, each once."""
+    if isinstance(param_groups, dict) or not all(isinstance(g, dict) and "params" in g for g in param_groups):
+        raise ValueError("param_groups must be a list of dicts with 'params', e.g. loraplus_param_groups(model, lr)")
+    groups = [{**g, "params": list(g["params"])} for g in param_groups]
+    given = [id(p) for g in groups for p in g["params"]]
+    if len(given) != len(set(given)) or set(given) != {id(p) for p in params}:
+        raise ValueError(
+            "param_groups must hold every parameter that requires grad exactly once, and nothing else; "
+            "build them from this model after inject_lora, e.g. loraplus_param_groups(model, lr)"
+        )
+    return groups
 
 
 def optimizer_step(

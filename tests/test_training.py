@@ -57,3 +57,36 @@ def test_callback_sees_every_step():
     seen = []
     train(model, "rotate", steps=3, progress=False, callback=lambda step, m: seen.append((step, m is model)))
     assert seen == [(1, True), (2, True), (3, True)]
+
+
+def test_param_groups_give_each_group_its_own_learning_rate():
+    from lora_mini import loraplus_param_groups
+
+    model = load_base().cpu()
+    inject_lora(model, ["q_proj"], r=2, alpha=4)
+    layer = model.blocks[0].attn.q_proj
+    with torch.no_grad():
+        layer.lora_B.normal_(std=0.1)  # B != 0, so A gets a gradient on the first step
+    a0, b0 = layer.lora_A.clone(), layer.lora_B.clone()
+    train(model, "rotate", steps=1, lr=1e-3, progress=False, param_groups=loraplus_param_groups(model, 1e-3, 8))
+    model.cpu()
+    # AdamW's first step moves each weight by about its group's lr (the update is g / |g|)
+    torch.testing.assert_close((layer.lora_A - a0).abs().max().item(), 1e-3, atol=0, rtol=1e-2)
+    torch.testing.assert_close((layer.lora_B - b0).abs().max().item(), 8e-3, atol=0, rtol=1e-2)
+
+
+def test_param_groups_must_hold_exactly_the_trainable_parameters():
+    model = load_base().cpu()
+    inject_lora(model, ["q_proj"], r=2, alpha=4)
+    layer = model.blocks[0].attn.q_proj
+    before = layer.lora_A.clone()
+    bad = {
+        "missing B": [{"params": [layer.lora_A]}],
+        "a frozen weight": [{"params": [layer.lora_A, layer.lora_B]}, {"params": [model.lm_head.weight]}],
+        "twice": [{"params": [layer.lora_A, layer.lora_B]}, {"params": [layer.lora_B], "lr": 1.0}],
+        "not a list of dicts": {"params": [layer.lora_A, layer.lora_B]},
+    }
+    for what, groups in bad.items():
+        with pytest.raises(ValueError, match="param_groups must"):
+            train(model, "rotate", steps=1, progress=False, param_groups=groups)
+    assert torch.equal(layer.lora_A, before)  # nothing trained
