@@ -317,6 +317,7 @@ TITLES = {
     "05_inside_lora": "05 Inside the adapters",
     "06_many_adapters": "06 One base, many adapters",
     "07_what_lora_preserves": "07 What LoRA preserves",
+    "08_beyond_lora": "08 Beyond LoRA, and the bridge to PEFT",
 }
 
 

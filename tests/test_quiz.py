@@ -19,6 +19,8 @@ import lora_mini.quiz as quiz_mod
 from lora_mini import (
     LoRALinear,
     account_training_step,
+    loraplus_param_groups,
+    quantize_base,
     base_accuracy,
     count_parameters,
     inject_lora,
@@ -47,6 +49,7 @@ NOTEBOOKS = [
     "05_inside_lora",
     "06_many_adapters",
     "07_what_lora_preserves",
+    "08_beyond_lora",
 ]
 BANK = {name: load_questions(name) for name in NOTEBOOKS}
 ALL = [(name, i, q) for name, qs in BANK.items() for i, q in enumerate(qs)]
@@ -261,6 +264,11 @@ def _base_params_changed_after_lora() -> int:
     return sum(int((p != fresh[n]).sum()) for n, p in frozen.items())
 
 
+def _nf4_bytes_per_weight() -> float:
+    report = quantize_base(_base(), "nf4")
+    return report.stored_bytes / (report.float32_bytes / 4)
+
+
 CHECKS = {
     # 00 why LoRA: the scale-up, counted with real LoRALinear layers on the meta device
     "gpt3_qv_r4": lambda: 96 * 2 * _lora_numbers(12288, 12288, 4),
@@ -293,6 +301,9 @@ CHECKS = {
     # 07 what LoRA preserves
     "base_params_changed_after_lora": _base_params_changed_after_lora,
     "base_sort_accuracy_percent": lambda: 100 * base_accuracy()["sort"],
+    # 08 beyond LoRA
+    "loraplus_b_lr": lambda: loraplus_param_groups(_lora(QV, 4), lr=2e-4)[1]["lr"],
+    "nf4_bytes_per_weight": _nf4_bytes_per_weight,
 }
 
 
