@@ -9,7 +9,8 @@ weight matrix is cut into blocks of 64 numbers; a block stores its largest magni
 NF4's 16 codes are quantiles of a normal distribution (weights are roughly normal), so
 every code is used about equally often; int8's 255 codes are evenly spaced in [-1, 1].
 Two 4-bit indices share one uint8 byte, so the stored bytes below are real.
-:class:`QuantLinear` dequantises its weight on the fly in every forward pass.
+:class:`QuantLinear` dequantises its weight on the fly in every forward pass, and again in
+backward (:class:`QuantLinearFunction`), so autograd never keeps a float copy of the weight.
 
 Not done here (real QLoRA does them): double quantisation of the absmax values,
 paged optimisers, fused 4-bit matmul kernels.
@@ -92,8 +93,38 @@ def dequantize_blockwise(
     return blocks.flatten()[: torch.Size(shape).numel()].view(shape)
 
 
+class QuantLinearFunction(torch.autograd.Function):
+    """y = x Wᵀ + b with the frozen W dequantised from (codes, absmax) in forward, and again in backward.
+
+    ``F.linear(x, dequantize(...), b)`` would be the same forward, but autograd would keep that
+    dequantised float W (out · in · 4 bytes) until backward, because the input's gradient
+    needs it: a training step would hold a float32 copy of every quantised weight, as much as
+    a float base. Here autograd keeps only ``codes`` and ``absmax``, the layer's own buffers
+    (no new memory), and backward dequantises W a second time: less memory for one more
+    dequantisation per step, as QLoRA does. W and b are frozen: only x gets a gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, x, codes, absmax, bias, shape, kind):
+        """x (..., in), codes and absmax as stored, bias (out,) or None, shape = (out, in) -> y (..., out)."""
+        w = dequantize_blockwise(codes, absmax, shape, kind).to(x.dtype)  # (out, in), freed when forward returns
+        ctx.save_for_backward(codes, absmax)  # the buffers themselves, not copies
+        ctx.shape, ctx.kind = shape, kind
+        return F.linear(x, w, bias)  # (..., out)
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        """grad_y (..., out) -> grad_x (..., in) = grad_y W; no gradient for codes, absmax, bias, shape, kind."""
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            codes, absmax = ctx.saved_tensors
+            w = dequantize_blockwise(codes, absmax, ctx.shape, ctx.kind).to(grad_y.dtype)  # (out, in), again
+            grad_x = grad_y @ w  # (..., out) @ (out, in) -> (..., in)
+        return grad_x, None, None, None, None, None
+
+
 class QuantLinear(nn.Module):
-    """A frozen ``nn.Linear`` whose weight is stored quantised and dequantised in every forward.
+    """A frozen ``nn.Linear`` whose weight is stored quantised and dequantised in every forward (and backward).
 
     Buffers, not parameters: ``codes`` and ``absmax`` (see :func:`quantize_blockwise`) and the
     float ``bias``. Nothing here trains; LoRA (``inject_lora``) trains on top of it.
@@ -116,8 +147,9 @@ class QuantLinear(nn.Module):
         return dequantize_blockwise(self.codes, self.absmax, (self.out_features, self.in_features), self.kind)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(..., in) -> (..., out) with the dequantised weight."""
-        return F.linear(x, self.dequantize().to(x.dtype), self.bias)
+        """(..., in) -> (..., out) with the dequantised weight; backward dequantises again (QuantLinearFunction)."""
+        shape = (self.out_features, self.in_features)
+        return QuantLinearFunction.apply(x, self.codes, self.absmax, self.bias, shape, self.kind)
 
     def stored_bytes(self) -> int:
         """Bytes of the quantised weight as stored: the codes plus one float32 absmax per block."""

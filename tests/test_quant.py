@@ -17,6 +17,7 @@ from lora_mini import (
     count_parameters,
     dequantize_blockwise,
     evaluate,
+    account_training_step,
     inject_lora,
     load_base,
     make_batch,
@@ -26,7 +27,7 @@ from lora_mini import (
     quantize_blockwise,
     train,
 )
-from lora_mini.quant import max_rounding_error
+from lora_mini.quant import QuantLinearFunction, max_rounding_error
 
 QV = ["q_proj", "v_proj"]
 
@@ -105,6 +106,119 @@ def test_quant_linear_forward_uses_the_dequantised_weight():
     assert set(q.state_dict()) == {"codes", "absmax", "bias"} and q.codes.dtype == torch.uint8
     assert q.stored_bytes() == 40 * 24 // 2 + 4 * (40 * 24 // 64)
     assert (q.dequantize() - linear.weight).abs().max() <= q.absmax.max() * max_rounding_error("nf4")
+
+
+def _old_forward(self, x):
+    """QuantLinear.forward before QuantLinearFunction: autograd kept the dequantised W for backward."""
+    return F.linear(x, self.dequantize().to(x.dtype), self.bias)
+
+
+def _qlora(kind="nf4"):
+    torch.manual_seed(0)
+    model = load_base().cpu()
+    quantize_base(model, kind)
+    inject_lora(model, QV, r=4, alpha=8)
+    with torch.no_grad():  # B = 0 would make every gradient of A zero: give B some values
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.1)
+    return model.train()
+
+
+@pytest.mark.parametrize("kind", ["nf4", "int8"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_quant_linear_function_matches_dequantise_then_linear(kind, bias):
+    q = QuantLinear(nn.Linear(96, 40, bias=bias), kind)
+    x = torch.randn(4, 7, 96, requires_grad=True)
+    x_old = x.detach().clone().requires_grad_()
+    y, y_old = q(x), _old_forward(q, x_old)
+    assert y.shape == (4, 7, 40) and torch.equal(y, y_old)  # bit for bit the same forward
+    grad_y = torch.randn_like(y)
+    y.backward(grad_y)
+    y_old.backward(grad_y)
+    assert torch.allclose(x.grad, x_old.grad, atol=1e-6, rtol=1e-5)
+    assert torch.allclose(x.grad, grad_y @ q.dequantize(), atol=1e-6, rtol=1e-5)  # grad_x = grad_y W
+    with torch.no_grad():
+        assert torch.equal(q(x), y)  # without autograd, the same numbers
+
+
+def test_quant_linear_function_gradcheck_in_float64():
+    """The Function's backward (and its own backward) against finite differences, in float64."""
+    q = QuantLinear(nn.Linear(12, 8).double(), "nf4", block_size=8)  # bias float64, absmax float32
+    x = torch.randn(2, 3, 12, dtype=torch.float64, requires_grad=True)
+    shape = (q.out_features, q.in_features)
+    f = lambda x: QuantLinearFunction.apply(x, q.codes, q.absmax, q.bias, shape, q.kind)  # noqa: E731
+    assert f(x).dtype == torch.float64
+    assert torch.autograd.gradcheck(f, (x,))
+    assert torch.autograd.gradgradcheck(f, (x,))
+
+
+@pytest.mark.parametrize("kind", ["nf4", "int8"])
+def test_qlora_model_logits_and_gradients_match_the_old_path(kind, monkeypatch):
+    model = _qlora(kind)
+    idx, targets = make_batch("rotate", 16, torch.Generator().manual_seed(2))
+    results = []
+    for forward in [QuantLinear.forward, _old_forward]:
+        monkeypatch.setattr(QuantLinear, "forward", forward)
+        model.zero_grad(set_to_none=True)
+        logits, loss = model(idx, targets)
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+        results.append((logits.detach(), grads))
+    (logits, grads), (logits_old, grads_old) = results
+    assert torch.equal(logits, logits_old)
+    assert grads.keys() == grads_old.keys() and len(grads) == 8  # A and B of q and v in 2 blocks
+    assert all(g.abs().sum() > 0 for g in grads.values())
+    for name, g in grads.items():
+        assert torch.allclose(g, grads_old[name], atol=1e-6, rtol=1e-4), name
+
+
+def _saved_bytes(model, batch):
+    """Bytes autograd saves for backward in one forward, not counting the model's own parameters and buffers.
+
+    Also returns the float tensors saved with the shape of a QuantLinear weight, (out, in) or (in, out).
+    """
+    weights = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
+    quant_shapes = {s for m in model.modules() if isinstance(m, QuantLinear)
+                    for s in [(m.out_features, m.in_features), (m.in_features, m.out_features)]}
+    seen, weight_like = {}, []
+
+    def pack(t):
+        if t.untyped_storage().data_ptr() not in weights:
+            seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            if t.is_floating_point() and tuple(t.shape) in quant_shapes:
+                weight_like.append(tuple(t.shape))
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(*batch)
+    return sum(seen.values()), weight_like
+
+
+def test_qlora_saves_no_float_copy_of_the_quantised_weights(monkeypatch):
+    batch = make_batch("rotate", 16, torch.Generator().manual_seed(2))
+    torch.manual_seed(0)
+    float_model = load_base().cpu()
+    inject_lora(float_model, QV, r=4, alpha=8)
+    q_model = _qlora()
+    needs_input_grad = []  # float32 bytes of each QuantLinear whose input requires grad, so backward needs W
+    hooks = [m.register_forward_pre_hook(lambda m, args: needs_input_grad.append(4 * m.out_features * m.in_features)
+                                         if args[0].requires_grad else None)
+             for m in q_model.modules() if isinstance(m, QuantLinear)]
+    float_bytes, _ = _saved_bytes(float_model, batch)
+    q_bytes, q_weight_like = _saved_bytes(q_model, batch)
+    for h in hooks:
+        h.remove()
+    assert len(needs_input_grad) == 10  # 13 Linear layers; block 0's q, k, v see an input without gradient
+    assert q_weight_like == []
+    assert q_bytes == float_bytes  # QLoRA saves the same activations as LoRA on the float base, nothing more
+    monkeypatch.setattr(QuantLinear, "forward", _old_forward)
+    old_bytes, old_weight_like = _saved_bytes(q_model, batch)
+    assert old_bytes == q_bytes + sum(needs_input_grad)  # the old path kept a float32 W for each of them
+    assert len(old_weight_like) == 10
+    monkeypatch.undo()
+    report, float_report = account_training_step(q_model, batch), account_training_step(float_model, batch)
+    assert report.activations == float_report.activations and report.total < float_report.total
 
 
 @pytest.mark.parametrize("kind, bytes_per_weight", [("nf4", 0.5 + 4 / 64), ("int8", 1 + 4 / 64)])
