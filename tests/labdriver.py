@@ -1,0 +1,197 @@
+"""Drive JupyterLab in headless Chromium: start a server, open a notebook, run it, move its widgets.
+
+Used by tests/test_browser.py and scripts/readme_pictures.py. Chromium comes from Debian
+(`apt-get install chromium`), driven by Python Playwright; `playwright install` is never needed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+ENABLE_HINT = (
+    "browser tests need Debian's Chromium and Python Playwright: "
+    "`apt-get update && apt-get install -y chromium` and `pip install -r requirements-dev.txt`"
+)
+
+# JupyterLab settings for a test run: every cell in the DOM (no windowing, so outputs of cells
+# off screen can be read), the notebook's own kernel started without asking, no news or update checks.
+LAB_SETTINGS = {
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {
+        "windowingMode": "none",
+        "autoStartDefaultKernel": True,
+    },
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+        "fetchNews": "false",
+        "checkForUpdates": False,
+    },
+    "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
+}
+
+ERROR_OUTPUT = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']"  # a traceback
+
+# The state of a Run All: kernel idle or not, and each code cell's prompt ("[3]:", "[*]:" or "[ ]:").
+RUN_STATE = """() => ({
+  idle: document.querySelector(".jp-Notebook-ExecutionIndicator[data-status='idle']") !== null,
+  prompts: [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')].map(p => p.textContent.trim()),
+})"""
+
+
+def browser_missing() -> str | None:
+    """Why browser tests cannot run here (a message with the fix), or None if they can."""
+    if not Path(CHROMIUM).exists():
+        return f"{CHROMIUM} not found; {ENABLE_HINT}"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return f"Python playwright is not installed; {ENABLE_HINT}"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Lab:
+    """``jupyter lab --no-browser`` on a free loopback port with a token, serving a copy of ``notebooks``.
+
+    ``jupyter`` is the command that starts it (default: this Python's ``-m jupyter``); the kernel
+    then runs in the Python that JupyterLab runs in, with one CPU thread, as on Binder.
+    """
+
+    def __init__(self, notebooks: Path, jupyter: list[str] | None = None, threads: int = 1) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix="lora-mini-lab-"))
+        self.root = self.workdir / "notebooks"
+        shutil.copytree(notebooks, self.root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+        self.port = free_port()
+        self.token = os.urandom(16).hex()
+        self.url = f"http://127.0.0.1:{self.port}"
+        settings = self.workdir / "settings"
+        for name, value in LAB_SETTINGS.items():
+            (settings / name).parent.mkdir(parents=True, exist_ok=True)
+            (settings / name).write_text(json.dumps(value))
+        n = str(threads)
+        env = dict(os.environ, OMP_NUM_THREADS=n, MKL_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n,
+                   JUPYTERLAB_SETTINGS_DIR=str(settings), JUPYTERLAB_WORKSPACES_DIR=str(self.workdir / "ws"))
+        command = [*(jupyter or [sys.executable, "-m", "jupyter"]), "lab", "--no-browser",
+                   "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
+                   f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}"]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            command.append("--allow-root")  # CI containers run as root
+        self.log = self.workdir / "lab.log"
+        self.process = subprocess.Popen(command, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT)
+        self._wait_until_up()
+
+    def _wait_until_up(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"jupyter lab exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                urllib.request.urlopen(f"{self.url}/api/status?token={self.token}", timeout=5)
+                return
+            except OSError:
+                time.sleep(0.5)
+        self.close()
+        raise RuntimeError(f"jupyter lab did not answer within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:]
+
+    def api(self, path: str, method: str = "GET"):
+        request = urllib.request.Request(f"{self.url}/api/{path}?token={self.token}", method=method)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def shut_down_kernels(self) -> None:
+        """End every notebook session, so kernels of notebooks already tested free their memory."""
+        for session in self.api("sessions"):
+            self.api(f"sessions/{session['id']}", method="DELETE")
+
+    def notebook_url(self, name: str) -> str:
+        return f"{self.url}/lab/tree/{name}?reset&token={self.token}"
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> "Lab":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def launch_chromium(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+
+
+def run_all(page) -> None:
+    page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+    page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+
+
+def open_and_run_all(page, lab: Lab, name: str, timeout_s: float = 300) -> float:
+    """Open notebook ``name`` with a fresh workspace, Run > Run All Cells, wait until done; seconds taken.
+
+    Raises if the kernel goes idle with cells left unrun for 20 s (an error stops Run All), or on timeout.
+    """
+    page.goto(lab.notebook_url(name))
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+    page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=60_000)
+    page.wait_for_selector(".jp-StatusBar-TextItem:has-text('| Idle')", timeout=120_000)  # kernel connected
+    start = time.monotonic()
+    run_all(page)
+    stalled_since, clicks = None, 1
+    while time.monotonic() - start < timeout_s:
+        page.wait_for_timeout(500)
+        state = page.evaluate(RUN_STATE)
+        numbered = [p.startswith("[") and p[1:-2].isdigit() for p in state["prompts"]]
+        if state["idle"] and numbered and all(numbered):
+            return time.monotonic() - start
+        if state["idle"] and not any("*" in p for p in state["prompts"]):
+            stalled_since = stalled_since or time.monotonic()
+            if not any(numbered) and clicks < 3 and time.monotonic() - stalled_since > 5:
+                run_all(page)  # nothing ran: the click came before the kernel took requests
+                stalled_since, clicks = None, clicks + 1
+            elif time.monotonic() - stalled_since > 20:
+                errors = page.locator(ERROR_OUTPUT).all_inner_texts()
+                raise RuntimeError(f"{name}: the kernel is idle but cells are left unrun: {state['prompts']}\n"
+                                   + "\n".join(e[-2000:] for e in errors))
+        else:
+            stalled_since = None
+    raise TimeoutError(f"{name}: Run All Cells did not finish in {timeout_s:.0f} s: {page.evaluate(RUN_STATE)}")
+
+
+def output_state(cell) -> str:
+    """What a learner sees in a cell's widget outputs: their text and the images they show."""
+    return cell.evaluate("""c => [...c.querySelectorAll('.widget-output')].map(o =>
+        o.innerText + [...o.querySelectorAll('img')].map(i => i.src.slice(-200)).join('|')).join('\\n')""")
+
+
+def wait_for_change(page, read, before: str, timeout_s: float = 60) -> str:
+    """Poll ``read()`` until it differs from ``before``; return the new value (or ``before`` on timeout)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        page.wait_for_timeout(250)
+        now = read()
+        if now != before and now.strip():
+            return now
+    return before

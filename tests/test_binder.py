@@ -1,0 +1,42 @@
+"""Binder's path works: scripts/simulate_binder.sh builds an environment from binder/ alone, the way
+repo2docker would, and notebook 00 runs and responds in JupyterLab from it (tests/test_browser.py).
+
+Marked `browser` and `binder`; skipped like the browser tests on a machine without Chromium, never in CI.
+"""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from labdriver import browser_missing
+
+pytestmark = [pytest.mark.browser, pytest.mark.binder]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_binder_requirements_pin_the_cpu_build_of_torch():
+    lines = [ln.strip() for ln in (ROOT / "binder" / "requirements.txt").read_text().splitlines()]
+    reqs = [ln for ln in lines if ln and not ln.startswith("#")]
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in reqs
+    assert "torch==2.13.0+cpu" in reqs
+    assert reqs[-1] == "-e ."
+    pinned = [r for r in reqs if not r.startswith("-")]
+    assert all(re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[^=<>~ ]+", r) for r in pinned), "every requirement pinned exactly"
+    assert (ROOT / "binder" / "runtime.txt").read_text().strip() == "python-3.11"
+
+
+def test_binder_simulation_runs_notebook_00():
+    missing = browser_missing()
+    if missing:
+        required = os.environ.get("CI", "").lower() in ("1", "true") or os.environ.get("LORA_MINI_REQUIRE_BROWSER") == "1"
+        (pytest.fail if required else pytest.skip)(missing)
+    env = dict(os.environ, TEST_PYTHON=sys.executable)
+    run = subprocess.run(["bash", str(ROOT / "scripts" / "simulate_binder.sh"), "00_why_lora"], env=env,
+                         capture_output=True, text=True, timeout=1500)
+    print(run.stdout[-4000:], run.stderr[-4000:])
+    assert run.returncode == 0
+    assert "torch 2.13.0+cpu" in run.stdout
+    assert re.search(r"\b1 passed\b", run.stdout)

@@ -1,0 +1,174 @@
+"""The widgets really render and respond in JupyterLab, in headless Chromium (not only under nbval).
+
+For every notebook: Run All Cells; no error output, no "Error displaying widget", no browser
+console error. Every slider, selector, target checkbox and text box is moved with the keyboard and the
+output it drives must change. The first multiple-choice quiz question is answered wrong (the
+explanation appears, the score does not rise), then right ("Correct").
+
+Select with `-m browser`. They skip on a machine without Chromium, and fail instead when CI=true
+or LORA_MINI_REQUIRE_BROWSER=1. LORA_MINI_JUPYTER names the `jupyter` to serve the notebooks
+with (scripts/simulate_binder.sh points it at a Binder-like environment). Screenshots go to
+artifacts/browser/<notebook>.png.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+import pytest
+
+from labdriver import ERROR_OUTPUT, Lab, browser_missing, launch_chromium, open_and_run_all, output_state, wait_for_change
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+ARTIFACTS = ROOT / "artifacts" / "browser"
+
+
+def _required() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true") or os.environ.get("LORA_MINI_REQUIRE_BROWSER") == "1"
+
+
+@pytest.fixture(scope="module")
+def lab():
+    missing = browser_missing()
+    if missing:
+        (pytest.fail if _required() else pytest.skip)(missing)
+    jupyter = shlex.split(os.environ["LORA_MINI_JUPYTER"]) if os.environ.get("LORA_MINI_JUPYTER") else None
+    with Lab(ROOT / "notebooks", jupyter=jupyter) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def chromium(lab):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium, lab):
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    page.problems = []  # browser console errors and uncaught page errors
+    page.on("console", lambda m: m.type == "error" and page.problems.append(f"console: {m.text}"))
+    page.on("pageerror", lambda e: page.problems.append(f"page error: {e}"))
+    yield page
+    page.close()
+    lab.shut_down_kernels()
+
+
+def _cell_of(control):
+    return control.locator("xpath=ancestor::div[contains(@class, 'jp-Cell')][1]")
+
+
+def _move(page, control, keys_forward: list[str], keys_back: list[str], value, start) -> None:
+    """``start()`` (focus or open the control), press ``keys_forward``; if ``value()`` did not change
+    (the control was at its end), start again and press ``keys_back``."""
+    before = value()
+    for keys in (keys_forward, keys_back):
+        start()
+        for key in keys:
+            page.keyboard.press(key)
+        if wait_for_change(page, value, before, timeout_s=3) != before:
+            return
+    raise AssertionError(f"the keys {keys_forward} / {keys_back} did not move the control from {before!r}")
+
+
+def _check_drives_output(page, control, move) -> None:
+    cell = _cell_of(control)
+    control.scroll_into_view_if_needed()
+    before = output_state(cell)
+    assert before.strip(), "the control's cell shows no output to change"
+    move()
+    after = wait_for_change(page, lambda: output_state(cell), before)
+    assert after != before, f"moving the control did not change its output:\n{before[:300]}"
+
+
+def _move_every_control(page) -> int:
+    outside_quiz = ":not(.lora-quiz *)"
+    moved = 0
+    for slider in page.locator(f".widget-hslider{outside_quiz}").all():
+        readout, handle = slider.locator(".widget-readout"), slider.locator(".noUi-handle")
+        _check_drives_output(page, slider, lambda: _move(
+            page, slider, ["ArrowRight"], ["ArrowLeft"], readout.inner_text, handle.focus))
+        moved += 1
+    # A focused, closed <select> does not take arrow keys in JupyterLab (they move between cells):
+    # open it with a click, as a learner does, then choose with the keyboard.
+    for dropdown in page.locator(f".widget-dropdown{outside_quiz}").all():
+        select = dropdown.locator("select")
+        _check_drives_output(page, dropdown, lambda: _move(
+            page, dropdown, ["ArrowDown", "Enter"], ["ArrowUp", "Enter"], select.input_value, select.click))
+        moved += 1
+    for box in page.locator(f".widget-checkbox{outside_quiz}").all():
+        tick = box.locator("input")
+        _check_drives_output(page, box, lambda: _move(
+            page, box, ["Space"], ["Space"], lambda: str(tick.is_checked()), tick.focus))
+        moved += 1
+    for text in page.locator(f".widget-text{outside_quiz}").all():
+        field = text.locator("input")
+        _check_drives_output(page, text, lambda: (field.click(), field.press("End"), field.press("Backspace"),
+                                                  field.type("1")))
+        moved += 1
+    return moved
+
+
+def _answer_first_multiple_choice(page, stem: str) -> None:
+    """Wrong answer: explanation, score unchanged. Try again, right answer: "Correct"."""
+    from lora_mini import Quiz, Review, load_questions
+
+    quiz = Review(seed=0) if stem == "09_review" else Quiz(load_questions(stem), seed=0)  # as the notebook shows it
+    n, card = next((i, c) for i, c in enumerate(quiz.cards) if c.question["type"] == "multiple_choice")
+    wrong = next(k for k, a in enumerate(card.options) if not a["correct"])
+    right = next(k for k, a in enumerate(card.options) if a["correct"])
+    shown = page.locator(".lora-quiz-card").nth(n)
+    shown.scroll_into_view_if_needed()
+    labels = shown.locator(".widget-radio-box label")
+    assert labels.count() == len(card.options)
+    feedback, score = shown.locator(".lora-quiz-feedback"), page.locator(".lora-quiz-score").first
+    score_before = score.inner_text()
+
+    labels.nth(wrong).click()
+    shown.locator(".lora-quiz-check").click()
+    page.wait_for_function("el => el.innerText.includes('Not quite')", arg=feedback.element_handle(), timeout=20_000)
+    assert len(feedback.inner_text()) > len("Not quite.") + 20, "no explanation under the wrong answer"
+    assert score.inner_text() == score_before, "a wrong first answer raised the score"
+
+    shown.locator(".lora-quiz-retry").click()
+    labels.nth(right).click()
+    shown.locator(".lora-quiz-check").click()
+    page.wait_for_function("el => el.innerText.includes('Correct')", arg=feedback.element_handle(), timeout=20_000)
+    assert score.inner_text() == score_before, "a right second try counted as a first try"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_widgets_work_in_jupyterlab(lab, page, name):
+    stem = name.removesuffix(".ipynb")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        _run_and_use(lab, page, name, stem)
+    except Exception:
+        page.screenshot(path=ARTIFACTS / f"{stem}-failed.png")
+        print(f"JupyterLab's log:\n{lab.log_tail()}")
+        raise
+    assert not page.problems, "\n".join(page.problems)
+
+
+def _run_and_use(lab, page, name: str, stem: str) -> None:
+    seconds = open_and_run_all(page, lab, name)
+    errors = page.locator(ERROR_OUTPUT)
+    assert errors.count() == 0, errors.first.inner_text()[-2000:]
+    assert page.locator(".lora-quiz .widget-radio-box").count() > 0, "the quiz did not render as widgets"
+    moved = _move_every_control(page)
+    _answer_first_multiple_choice(page, stem)
+    assert page.get_by_text("Error displaying widget").count() == 0
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+    page.wait_for_timeout(1000)  # the last plot finishes drawing
+    first = page.locator(".widget-hslider, .widget-dropdown, .lora-quiz").first
+    first.scroll_into_view_if_needed()
+    page.screenshot(path=ARTIFACTS / f"{stem}.png")
+    print(f"{name}: Run All Cells took {seconds:.1f} s in the browser; {moved} controls moved, quiz answered")
