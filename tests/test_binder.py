@@ -40,3 +40,12 @@ def test_binder_simulation_runs_notebook_00():
     assert run.returncode == 0
     assert "torch 2.13.0+cpu" in run.stdout
     assert re.search(r"\b1 passed\b", run.stdout)
+
+
+def test_readme_badge_opens_notebook_00_in_jupyterlab():
+    readme = (ROOT / "README.md").read_text()
+    links = re.findall(r"\(https://mybinder\.org/v2/gh/([\w.-]+/[\w.-]+)/HEAD\?urlpath=lab/tree/([^)]+)\)", readme)
+    assert links, "no Launch on Binder badge in README.md"
+    for _, path in links:
+        assert (ROOT / path).is_file(), f"the badge opens {path}, which is not in the repository"
+    assert "On a fork" in readme
