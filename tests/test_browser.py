@@ -164,6 +164,9 @@ def _run_and_use(lab, page, name: str, stem: str) -> None:
     assert errors.count() == 0, errors.first.inner_text()[-2000:]
     assert page.locator(".lora-quiz .widget-radio-box").count() > 0, "the quiz did not render as widgets"
     moved = _move_every_control(page)
+    source = (ROOT / "notebooks" / name).read_text()
+    if any(w in source for w in ("Slider(", "Dropdown(", "Checkbox(", "widgets.Text(")):
+        assert moved > 0, "the notebook builds sliders or selectors, but none rendered in JupyterLab"
     _answer_first_multiple_choice(page, stem)
     assert page.get_by_text("Error displaying widget").count() == 0
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
