@@ -57,6 +57,20 @@ def browser_missing() -> str | None:
     return None
 
 
+def browser_required() -> bool:
+    """In CI (CI=true) or with LORA_MINI_REQUIRE_BROWSER=1 the browser tests must run, never skip."""
+    return os.environ.get("CI", "").lower() in ("1", "true") or os.environ.get("LORA_MINI_REQUIRE_BROWSER") == "1"
+
+
+def require_browser() -> None:
+    """Skip the calling test when Chromium or playwright is missing (fail instead where they are required)."""
+    import pytest
+
+    missing = browser_missing()
+    if missing:
+        (pytest.fail if browser_required() else pytest.skip)(missing)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -1,7 +1,8 @@
 """Binder's path works: scripts/simulate_binder.sh builds an environment from binder/ alone, the way
 repo2docker would, and notebook 00 runs and responds in JupyterLab from it (tests/test_browser.py).
 
-Marked `browser` and `binder`; skipped like the browser tests on a machine without Chromium, never in CI.
+The simulation is marked `browser` and `binder`; it skips like the browser tests on a machine without
+Chromium, never in CI.
 """
 import os
 import re
@@ -11,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from labdriver import browser_missing
+import labdriver
+from labdriver import require_browser
 
-pytestmark = [pytest.mark.browser, pytest.mark.binder]
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -28,11 +29,10 @@ def test_binder_requirements_pin_the_cpu_build_of_torch():
     assert (ROOT / "binder" / "runtime.txt").read_text().strip() == "python-3.11"
 
 
+@pytest.mark.browser
+@pytest.mark.binder
 def test_binder_simulation_runs_notebook_00():
-    missing = browser_missing()
-    if missing:
-        required = os.environ.get("CI", "").lower() in ("1", "true") or os.environ.get("LORA_MINI_REQUIRE_BROWSER") == "1"
-        (pytest.fail if required else pytest.skip)(missing)
+    require_browser()
     env = dict(os.environ, TEST_PYTHON=sys.executable)
     run = subprocess.run(["bash", str(ROOT / "scripts" / "simulate_binder.sh"), "00_why_lora"], env=env,
                          capture_output=True, text=True, timeout=1500)
@@ -49,3 +49,15 @@ def test_readme_badge_opens_notebook_00_in_jupyterlab():
     for _, path in links:
         assert (ROOT / path).is_file(), f"the badge opens {path}, which is not in the repository"
     assert "On a fork" in readme
+
+
+def test_without_chromium_browser_tests_skip_locally_and_fail_in_ci(monkeypatch):
+    monkeypatch.setattr(labdriver, "CHROMIUM", "/nonexistent/chromium")
+    assert "apt-get install -y chromium" in labdriver.browser_missing()
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("LORA_MINI_REQUIRE_BROWSER", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install -y chromium"):
+        labdriver.require_browser()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="apt-get install -y chromium"):
+        labdriver.require_browser()

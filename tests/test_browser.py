@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from labdriver import ERROR_OUTPUT, Lab, browser_missing, launch_chromium, open_and_run_all, output_state, wait_for_change
+from labdriver import ERROR_OUTPUT, Lab, launch_chromium, open_and_run_all, output_state, require_browser, wait_for_change
 
 pytestmark = pytest.mark.browser
 
@@ -27,15 +27,9 @@ NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb
 ARTIFACTS = ROOT / "artifacts" / "browser"
 
 
-def _required() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true") or os.environ.get("LORA_MINI_REQUIRE_BROWSER") == "1"
-
-
 @pytest.fixture(scope="module")
 def lab():
-    missing = browser_missing()
-    if missing:
-        (pytest.fail if _required() else pytest.skip)(missing)
+    require_browser()
     jupyter = shlex.split(os.environ["LORA_MINI_JUPYTER"]) if os.environ.get("LORA_MINI_JUPYTER") else None
     with Lab(ROOT / "notebooks", jupyter=jupyter) as server:
         yield server
