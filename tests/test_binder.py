@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 import labdriver
-from labdriver import require_browser
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,10 +28,22 @@ def test_binder_requirements_pin_the_cpu_build_of_torch():
     assert (ROOT / "binder" / "runtime.txt").read_text().strip() == "python-3.11"
 
 
+def test_binder_pins_what_requirements_txt_pins():
+    """Binder runs the course with the versions a learner installs (torch as its +cpu build)."""
+    def pins(path):
+        lines = (ROOT / path).read_text().splitlines()
+        return dict(ln.split("==") for ln in map(str.strip, lines) if "==" in ln and not ln.startswith("#"))
+
+    course, binder = pins("requirements.txt"), pins("binder/requirements.txt")
+    assert course, "requirements.txt pins nothing"
+    for package, version in course.items():
+        assert binder.get(package) == (version + "+cpu" if package == "torch" else version), package
+
+
 @pytest.mark.browser
 @pytest.mark.binder
 def test_binder_simulation_runs_notebook_00():
-    require_browser()
+    labdriver.require_browser()
     env = dict(os.environ, TEST_PYTHON=sys.executable)
     run = subprocess.run(["bash", str(ROOT / "scripts" / "simulate_binder.sh"), "00_why_lora"], env=env,
                          capture_output=True, text=True, timeout=1500)
