@@ -60,7 +60,7 @@ def _cell_of(control):
     return control.locator("xpath=ancestor::div[contains(@class, 'jp-Cell')][1]")
 
 
-def _move(page, control, keys_forward: list[str], keys_back: list[str], value, start) -> None:
+def _move(page, keys_forward: list[str], keys_back: list[str], value, start) -> None:
     """``start()`` (focus or open the control), press ``keys_forward``; if ``value()`` did not change
     (the control was at its end), start again and press ``keys_back``."""
     before = value()
@@ -89,19 +89,19 @@ def _move_every_control(page) -> int:
     for slider in page.locator(f".widget-hslider{outside_quiz}").all():
         readout, handle = slider.locator(".widget-readout"), slider.locator(".noUi-handle")
         _check_drives_output(page, slider, lambda: _move(
-            page, slider, ["ArrowRight"], ["ArrowLeft"], readout.inner_text, handle.focus))
+            page, ["ArrowRight"], ["ArrowLeft"], readout.inner_text, handle.focus))
         moved += 1
     # A focused, closed <select> does not take arrow keys in JupyterLab (they move between cells):
     # open it with a click, as a learner does, then choose with the keyboard.
     for dropdown in page.locator(f".widget-dropdown{outside_quiz}").all():
         select = dropdown.locator("select")
         _check_drives_output(page, dropdown, lambda: _move(
-            page, dropdown, ["ArrowDown", "Enter"], ["ArrowUp", "Enter"], select.input_value, select.click))
+            page, ["ArrowDown", "Enter"], ["ArrowUp", "Enter"], select.input_value, select.click))
         moved += 1
     for box in page.locator(f".widget-checkbox{outside_quiz}").all():
         tick = box.locator("input")
         _check_drives_output(page, box, lambda: _move(
-            page, box, ["Space"], ["Space"], lambda: str(tick.is_checked()), tick.focus))
+            page, ["Space"], ["Space"], lambda: str(tick.is_checked()), tick.focus))
         moved += 1
     for text in page.locator(f".widget-text{outside_quiz}").all():
         field = text.locator("input")
@@ -153,10 +153,15 @@ def test_notebook_widgets_work_in_jupyterlab(lab, page, name):
 
 
 def _run_and_use(lab, page, name: str, stem: str) -> None:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
     seconds = open_and_run_all(page, lab, name)
     errors = page.locator(ERROR_OUTPUT)
     assert errors.count() == 0, errors.first.inner_text()[-2000:]
-    assert page.locator(".lora-quiz .widget-radio-box").count() > 0, "the quiz did not render as widgets"
+    try:  # widget views render asynchronously, after the kernel has gone idle
+        page.wait_for_selector(".lora-quiz .widget-radio-box", state="attached", timeout=30_000)
+    except PlaywrightTimeoutError:
+        raise AssertionError("the quiz did not render as widgets within 30 s") from None
     moved = _move_every_control(page)
     source = (ROOT / "notebooks" / name).read_text()
     if any(w in source for w in ("Slider(", "Dropdown(", "Checkbox(", "widgets.Text(")):
