@@ -168,8 +168,7 @@ def open_and_run_all(page, lab: Lab, name: str, timeout_s: float = 300) -> float
     Raises if the kernel goes idle with cells left unrun for 20 s (an error stops Run All), or on timeout.
     """
     page.goto(lab.notebook_url(name))
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
-    page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=60_000)
+    page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=120_000)
     page.wait_for_selector(".jp-StatusBar-TextItem:has-text('| Idle')", timeout=120_000)  # kernel connected
     start = time.monotonic()
     run_all(page)

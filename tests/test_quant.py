@@ -119,9 +119,9 @@ def _qlora(kind="nf4"):
     quantize_base(model, kind)
     inject_lora(model, QV, r=4, alpha=8)
     with torch.no_grad():  # B = 0 would make every gradient of A zero: give B some values
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.1)
+        for m in model.modules():
+            if isinstance(m, LoRALinear):
+                m.lora_B.normal_(0, 0.1)
     return model.train()
 
 
