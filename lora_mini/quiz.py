@@ -314,10 +314,10 @@ TITLES = {
     "02_lora_from_scratch": "02 LoRA from scratch",
     "03_counting": "03 Counting: parameters and memory",
     "04_face_off": "04 The face-off",
-    "05_inside_lora": "05 Inside the adapters",
-    "06_many_adapters": "06 One base, many adapters",
-    "07_what_lora_preserves": "07 What LoRA preserves",
-    "08_beyond_lora": "08 Beyond LoRA, and the bridge to PEFT",
+    "06_inside_lora": "06 Inside the adapters",
+    "07_many_adapters": "07 One base, many adapters",
+    "08_what_lora_preserves": "08 What LoRA preserves",
+    "10_beyond_lora": "10 Beyond LoRA, and the bridge to PEFT",
 }
 
 
@@ -574,7 +574,7 @@ class Review(Quiz):
 
 
 def show_review(seed: int | None = None) -> None:
-    """Show every question of the course, shuffled, with a score per notebook (for 09_review.ipynb)."""
+    """Show every question of the course, shuffled, with a score per notebook (for 12_review.ipynb)."""
     from IPython.display import display
 
     display(Review(seed=seed))

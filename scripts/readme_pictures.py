@@ -20,7 +20,7 @@ from labdriver import Lab, browser_missing, launch_chromium, open_and_run_all  #
 PICTURES = {
     "rank_slider.png": ("00_why_lora.ipynb", r"^\s*rank_explorer\(matrices\)"),
     "face_off.png": ("04_face_off.ipynb", r"^\s*full = load_base\(\)"),
-    "adapter_heatmap.png": ("05_inside_lora.ipynb", r"^\s*def show\(r, layer\):"),
+    "adapter_heatmap.png": ("06_inside_lora.ipynb", r"^\s*def show\(r, layer\):"),
 }
 
 

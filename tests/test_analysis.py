@@ -1,4 +1,4 @@
-"""The paper's analyses: subspace similarity, amplification factor, effective rank; and notebook 05's cache."""
+"""The paper's analyses: subspace similarity, amplification factor, effective rank; and notebook 06's cache."""
 import sys
 from pathlib import Path
 
@@ -43,15 +43,15 @@ def test_amplification_factor_and_ranks():
 
 def test_cache_matches_what_the_script_produces_on_a_small_case():
     sys.path.insert(0, str(ROOT / "scripts"))
-    import sweep_05
+    import sweep_06
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        tensors, _ = sweep_05.sweep(steps=5, ranks=(1,), budget=False)
+        tensors, _ = sweep_06.sweep(steps=5, ranks=(1,), budget=False)
     finally:
         torch.set_num_threads(threads)
-    with safe_open(ROOT / "lora_mini" / "data" / "sweep_05.safetensors", framework="pt") as f:
+    with safe_open(ROOT / "lora_mini" / "data" / "sweep_06.safetensors", framework="pt") as f:
         cached = {k[len("small."):]: f.get_tensor(k) for k in f.keys() if k.startswith("small.")}
     assert cached.keys() == tensors.keys() and len(cached) > 0
     for k, v in tensors.items():

@@ -142,5 +142,5 @@ def test_quick_run_peers_and_notebook(quick):
         assert min(p[f"{n}_seconds"] for n in ("lora_mini", "peft", "loralib")) > 0
         assert math.isfinite(p["lora_mini/peft"]) and math.isfinite(p["lora_mini/loralib"])
     (notebook,) = results["notebooks"]["notebooks"]
-    assert notebook["notebook"] == "09_review.ipynb"
+    assert notebook["notebook"] == "12_review.ipynb"
     assert notebook["seconds"] > 0 and notebook["peak_rss_mb"] > 100  # a kernel with torch imported

@@ -115,7 +115,7 @@ def _answer_first_multiple_choice(page, stem: str) -> None:
     """Wrong answer: explanation, score unchanged. Try again, right answer: "Correct"."""
     from lora_mini import Quiz, Review, load_questions
 
-    quiz = Review(seed=0) if stem == "09_review" else Quiz(load_questions(stem), seed=0)  # as the notebook shows it
+    quiz = Review(seed=0) if stem == "12_review" else Quiz(load_questions(stem), seed=0)  # as the notebook shows it
     n, card = next((i, c) for i, c in enumerate(quiz.cards) if c.question["type"] == "multiple_choice")
     wrong = next(k for k, a in enumerate(card.options) if not a["correct"])
     right = next(k for k, a in enumerate(card.options) if a["correct"])

@@ -38,7 +38,7 @@ def test_ends_with_its_quiz(path):
 
     nb = nbformat.read(path, as_version=4)
     last = [c for c in nb.cells if c.cell_type == "code"][-1]
-    if path.stem == "09_review":  # the review asks every question of the course
+    if path.stem == "12_review":  # the review asks every question of the course
         assert "show_review(" in last.source
         return
     assert f'show_quiz("{path.stem}"' in last.source
@@ -46,10 +46,10 @@ def test_ends_with_its_quiz(path):
 
 
 def test_08_skips_its_peft_cells_when_peft_is_missing(monkeypatch, capsys):
-    """Notebook 08's PEFT cells: without peft (requirements.txt does not have it) they print how to install it."""
+    """Notebook 10's PEFT cells: without peft (requirements.txt does not have it) they print how to install it."""
     import sys
 
-    nb = nbformat.read(Path(__file__).parent.parent / "notebooks" / "08_beyond_lora.ipynb", as_version=4)
+    nb = nbformat.read(Path(__file__).parent.parent / "notebooks" / "10_beyond_lora.ipynb", as_version=4)
     code = [c.source for c in nb.cells if c.cell_type == "code"]
     guard = next(c for c in code if "import peft" in c)
     uses = [c for c in code if c is not guard and ("PeftModel" in c or "get_peft_model" in c or "LoraConfig(" in c)]

@@ -46,10 +46,10 @@ NOTEBOOKS = [
     "02_lora_from_scratch",
     "03_counting",
     "04_face_off",
-    "05_inside_lora",
-    "06_many_adapters",
-    "07_what_lora_preserves",
-    "08_beyond_lora",
+    "06_inside_lora",
+    "07_many_adapters",
+    "08_what_lora_preserves",
+    "10_beyond_lora",
 ]
 BANK = {name: load_questions(name) for name in NOTEBOOKS}
 ALL = [(name, i, q) for name, qs in BANK.items() for i, q in enumerate(qs)]
@@ -506,7 +506,7 @@ def test_numeric_grading_follows_jupyterquiz():
 
 
 def test_shuffle_is_seeded_and_can_be_switched_off():
-    questions = BANK["02_lora_from_scratch"] + BANK["05_inside_lora"]
+    questions = BANK["02_lora_from_scratch"] + BANK["06_inside_lora"]
     orders = lambda quiz: [card.order for card in quiz.cards]  # noqa: E731
     plain = Quiz(questions, shuffle=False)
     assert orders(plain) == [list(range(len(q["answers"]))) if q["type"] != "numeric" else [] for q in questions]
@@ -612,10 +612,10 @@ def test_quiz_displays_as_widget_with_a_safe_text_fallback(capsys):
 
 def test_names_and_paths():
     assert load_questions("02") == load_questions("02_lora_from_scratch.json") == BANK["02_lora_from_scratch"]
-    assert load_questions(QUIZ_DIR / "05_inside_lora.json") == BANK["05_inside_lora"]
-    loaded = load_questions("06_many_adapters")
+    assert load_questions(QUIZ_DIR / "06_inside_lora.json") == BANK["06_inside_lora"]
+    loaded = load_questions("07_many_adapters")
     loaded[0]["question"] = "changed"
-    assert BANK["06_many_adapters"][0]["question"] != "changed"  # a fresh copy every time
+    assert BANK["07_many_adapters"][0]["question"] != "changed"  # a fresh copy every time
     with pytest.raises(ValueError, match="00_why_lora"):
         load_questions("99_nothing")
     with pytest.raises(ValueError, match="cannot be shown"):

@@ -1,6 +1,6 @@
-"""Train the adapters notebook 05 looks inside, and cache them: ``python scripts/sweep_05.py``.
+"""Train the adapters notebook 06 looks inside, and cache them: ``python scripts/sweep_06.py``.
 
-Writes lora_mini/data/sweep_05.safetensors: LoRA adapters on q_proj and v_proj for one task at
+Writes lora_mini/data/sweep_06.safetensors: LoRA adapters on q_proj and v_proj for one task at
 r in {1, 2, 4, 8, 16, 32, 64} (plus a second seed at r = 8 and r = 64), the ΔW of full
 fine-tuning on the same task, and (in the metadata) exact match of every run and of the
 "which matrices" budget runs. Deterministic: fixed seeds, one CPU thread.
@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 
 from lora_mini import evaluate, inject_lora, load_base, lora_state_dict, train
 
-OUT = Path(__file__).resolve().parent.parent / "lora_mini" / "data" / "sweep_05.safetensors"
+OUT = Path(__file__).resolve().parent.parent / "lora_mini" / "data" / "sweep_06.safetensors"
 TASK, STEPS, LR, FULL_LR = "sort_desc", 300, 1e-2, 1e-3
 RANKS = (1, 2, 4, 8, 16, 32, 64)
 BUDGET = {"q (r=8)": (["q_proj"], 8), "q,v (r=4)": (["q_proj", "v_proj"], 4), "q,k,v,o (r=2)": (["q_proj", "k_proj", "v_proj", "o_proj"], 2)}

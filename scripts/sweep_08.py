@@ -1,6 +1,6 @@
-"""The runs notebook 07 plots, cached: ``python scripts/sweep_07.py`` (``--small`` for a tiny case).
+"""The runs notebook 08 plots, cached: ``python scripts/sweep_08.py`` (``--small`` for a tiny case).
 
-Writes lora_mini/data/sweep_07.json with
+Writes lora_mini/data/sweep_08.json with
 
 * ``forgetting``: full fine-tuning and LoRA (r=4 on q, v) trained only on a new task, at three learning
   rates each; every ``eval_every`` steps, held-out exact match on the new task and on the base's own
@@ -23,7 +23,7 @@ import torch
 from lora_mini import BASE_TASKS, disable_lora, evaluate, inject_lora, load_base, make_dataset, train
 from lora_mini.tasks import N_DIGITS
 
-OUT = Path(__file__).resolve().parent.parent / "lora_mini" / "data" / "sweep_07.json"
+OUT = Path(__file__).resolve().parent.parent / "lora_mini" / "data" / "sweep_08.json"
 TARGETS, R, ALPHA = ["q_proj", "v_proj"], 4, 8
 FORGET = {"task": "swap_pairs", "steps": 200, "eval_every": 25,
           "lrs": {"full": [1e-4, 3e-4, 1e-3], "lora": [1e-3, 3e-3, 1e-2]}}

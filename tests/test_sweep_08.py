@@ -1,4 +1,4 @@
-"""The cache notebook 07 reads (lora_mini/data/sweep_07.json) matches what scripts/sweep_07.py computes now."""
+"""The cache notebook 08 reads (lora_mini/data/sweep_08.json) matches what scripts/sweep_08.py computes now."""
 import importlib.util
 import json
 from pathlib import Path
@@ -7,11 +7,11 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-CACHE = ROOT / "lora_mini" / "data" / "sweep_07.json"
+CACHE = ROOT / "lora_mini" / "data" / "sweep_08.json"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("sweep_07", ROOT / "scripts" / "sweep_07.py")
+    spec = importlib.util.spec_from_file_location("sweep_08", ROOT / "scripts" / "sweep_08.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
