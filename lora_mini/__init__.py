@@ -7,6 +7,7 @@
     train(model, "rotate", steps=300)                     # a task the base has never seen
     evaluate(model, "rotate")
 """
+from .errors import AdapterFileError, LoraMiniError, LoraStateError, LoraTypeError, LoraValueError
 from .exercises import check_lora_forward, check_merge, check_subspace_similarity, check_trainable_params
 from .lora import (
     DoRALinear,
@@ -34,6 +35,12 @@ from .tasks import BASE_TASKS, DOWNSTREAM_TASKS, complete, exact_match, make_bat
 from .train import History, default_device, evaluate, step_seconds, train
 
 __all__ = [
+    # errors: one family, each also a built-in (ValueError, TypeError, RuntimeError)
+    "LoraMiniError",
+    "LoraValueError",
+    "LoraTypeError",
+    "AdapterFileError",
+    "LoraStateError",
     # the model
     "GPTConfig",
     "ToyGPT",
