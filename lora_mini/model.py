@@ -99,6 +99,7 @@ class ToyGPT(nn.Module):
         self.blocks = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
         self.ln_f = nn.LayerNorm(config.n_embd)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.soft_prompt: nn.Module | None = None  # prompt tuning (peers.py): (B, T, C) -> (B, P + T, C)
         self.apply(self._init_weights)
         # GPT-2's trick: shrink the projections that write into the residual stream.
         for name, p in self.named_parameters():
@@ -124,8 +125,11 @@ class ToyGPT(nn.Module):
             raise ValueError(f"sequence length {T} exceeds block_size {self.config.block_size}")
         pos = torch.arange(T, device=idx.device)  # (T,)
         x = self.tok_emb(idx) + self.pos_emb(pos)  # (B, T, C)
+        if self.soft_prompt is not None:
+            x = self.soft_prompt(x)  # (B, P + T, C): learned vectors before the input (prompt tuning)
         for block in self.blocks:
-            x = block(x)  # (B, T, C)
+            x = block(x)  # (B, P + T, C)
+        x = x[:, -T:]  # (B, T, C): only the input's own positions are read out
         logits = self.lm_head(self.ln_f(x))  # (B, T, vocab_size)
         loss = None
         if targets is not None:

@@ -1,0 +1,344 @@
+"""LoRA's peers, each from scratch on the toy: BitFit, adapters, prefix tuning, prompt tuning, (IA)³.
+
+Every method freezes the base and trains a few new numbers; they differ in WHERE those numbers act:
+
+    BitFit         b + Δb in every Linear and LayerNorm          Δb zero: starts as the base; mergeable
+    adapters       h + up(gelu(down(h))) after attention and MLP  up zero: starts as the base; NOT mergeable
+    prefix tuning  P learned keys and values in every attention   attends to them at once; NOT mergeable
+    prompt tuning  P learned input vectors before the tokens      attends to them at once; NOT mergeable
+    (IA)³          l ⊙ k, l ⊙ v, l ⊙ (MLP hidden)                 l = 1: starts as the base; mergeable
+
+Read the layer classes first (:class:`BitFitBias`, :class:`Adapter`, :class:`PrefixAttention`,
+:class:`SoftPrompt`, :class:`IA3Linear`); each is a few lines. Then :func:`inject_peer` puts one
+method into a model and freezes everything else, as ``inject_lora`` does for LoRA.
+Like LoRA layers, every peer layer can be switched off (:func:`disable_peers`: the base, bit for
+bit) and, where the method allows, merged (:func:`merge_peers`).
+Parameter names follow PEFT where PEFT has the method (``ia3_l``, prompt ``embedding``).
+
+Shapes: B = batch, T = tokens, C = n_embd, H = heads, D = C // H, P = virtual tokens, m = bottleneck.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .errors import LoraStateError, LoraTypeError, LoraValueError
+from .lora import LoRALinear
+from .model import MLP, CausalSelfAttention, ToyGPT
+
+METHODS = ("bitfit", "adapters", "prefix", "prompt", "ia3")
+SIZE_NAMES = {"bitfit": None, "adapters": "bottleneck", "prefix": "num_virtual_tokens",
+              "prompt": "num_virtual_tokens", "ia3": None}  # the one size knob of each method
+MERGEABLE = ("bitfit", "ia3")
+
+
+class PeerLayer(nn.Module):
+    """What every peer layer shares: a frozen ``base`` module and the flags ``disabled`` and ``merged``."""
+
+    def __init__(self, base: nn.Module) -> None:
+        super().__init__()
+        self.base = base
+        self.base.requires_grad_(False)
+        self.disabled = False  # set by disable_peers(): compute the base only
+        self.merged = False  # set by merge(): the change lives inside the base's own tensors
+
+    def merge(self) -> None:
+        raise LoraStateError(_merge_problem(self))
+
+    def unmerge(self) -> None:
+        pass  # never merged
+
+
+# ---------------------------------------------------------------------------
+# The five methods, one layer class each
+# ---------------------------------------------------------------------------
+
+
+class BitFitBias(PeerLayer):
+    """BitFit: a frozen Linear or LayerNorm whose bias trains, as b + Δb with Δb starting at zero.
+
+    Training Δb with AdamW (no weight decay) follows exactly the path of training b itself;
+    keeping b frozen is what lets BitFit be switched off and merged like the others.
+    """
+
+    def __init__(self, base: nn.Linear | nn.LayerNorm) -> None:
+        super().__init__(base)
+        self.bias_delta = nn.Parameter(torch.zeros_like(base.bias))  # (out,) Δb = 0: the base
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., in) -> (..., out): base(x) + Δb."""
+        y = self.base(x)  # (..., out)
+        if self.merged or self.disabled:
+            return y
+        return y + self.bias_delta
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        if not self.merged:
+            self.base.bias += self.bias_delta
+            self.merged = True
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        if self.merged:
+            self.base.bias -= self.bias_delta
+            self.merged = False
+
+
+class Adapter(PeerLayer):
+    """Houlsby adapter after a frozen Linear: h = base(x), then h + up(gelu(down(h))).
+
+    down: C -> m, up: m -> C, both with biases (2·m·C + m + C numbers). ``adapter_up`` starts
+    at zero, so the adapter starts as the identity and the model as its base. The gelu between
+    down and up is what makes it impossible to fold into the base weight: it always costs two
+    more matmuls, run one after the other, at inference.
+    """
+
+    def __init__(self, base: nn.Linear, bottleneck: int) -> None:
+        super().__init__(base)
+        C = base.out_features
+        self.adapter_down = nn.Linear(C, bottleneck)  # (m, C), PyTorch's default init
+        self.adapter_up = nn.Linear(bottleneck, C)  # (C, m)
+        nn.init.zeros_(self.adapter_up.weight)
+        nn.init.zeros_(self.adapter_up.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., in) -> (..., C)."""
+        h = self.base(x)  # (..., C)
+        if self.disabled:
+            return h
+        return h + self.adapter_up(F.gelu(self.adapter_down(h)))  # (..., m) in the middle
+
+
+class PrefixAttention(PeerLayer):
+    """Prefix tuning: a frozen attention whose keys and values start with P learned vectors each.
+
+    Every query sees the P prefix positions and the input tokens up to itself. The prefix is
+    P·C keys + P·C values per layer, and the attention of every token now spans P + T positions.
+    """
+
+    def __init__(self, base: CausalSelfAttention, num_virtual_tokens: int, init: torch.Tensor) -> None:
+        super().__init__(base)
+        with torch.no_grad():  # start as the keys and values this layer computes for real tokens (init (P, C))
+            self.prefix_key = nn.Parameter(base.k_proj(init).clone())  # (P, C)
+            self.prefix_value = nn.Parameter(base.v_proj(init).clone())  # (P, C)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) -> (B, T, C)."""
+        if self.disabled:
+            return self.base(x)
+        a = self.base
+        B, T, C = x.shape
+        P, H = self.prefix_key.shape[0], a.n_head
+        D = C // H
+        k = torch.cat([self.prefix_key.expand(B, P, C), a.k_proj(x)], dim=1)  # (B, P + T, C)
+        v = torch.cat([self.prefix_value.expand(B, P, C), a.v_proj(x)], dim=1)  # (B, P + T, C)
+        q = a.q_proj(x).view(B, T, H, D).transpose(1, 2)  # (B, H, T, D)
+        k = k.view(B, P + T, H, D).transpose(1, 2)  # (B, H, P + T, D)
+        v = v.view(B, P + T, H, D).transpose(1, 2)  # (B, H, P + T, D)
+        sees = torch.ones(T, P + T, dtype=torch.bool, device=x.device).tril(diagonal=P)  # (T, P + T)
+        p = a.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=sees, dropout_p=p)  # (B, H, T, D)
+        return a.o_proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
+
+
+class SoftPrompt(PeerLayer):
+    """Prompt tuning: P learned input vectors put before the embedded tokens (ToyGPT.soft_prompt).
+
+    They go in after the position embeddings, so the input tokens keep positions 0..T-1 and
+    the base's block_size is not used up; every layer then processes P + T positions.
+    """
+
+    def __init__(self, init: torch.Tensor) -> None:
+        super().__init__(nn.Identity())
+        self.embedding = nn.Parameter(init.clone())  # (P, C): PEFT's prompt embedding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) -> (B, P + T, C), or x itself when disabled."""
+        if self.disabled:
+            return x
+        B, _, C = x.shape
+        return torch.cat([self.embedding.expand(B, -1, C), x], dim=1)  # (B, P + T, C)
+
+
+class IA3Linear(PeerLayer):
+    """(IA)³: a frozen Linear whose output (k, v) or input (the MLP's hidden, fc2) is scaled by l.
+
+    ``ia3_l`` starts at ones: the base. Scaling is linear, so merging folds l into W
+    (and into b when the output is scaled): zero added latency.
+    """
+
+    def __init__(self, base: nn.Linear, is_feedforward: bool) -> None:
+        super().__init__(base)
+        self.is_feedforward = is_feedforward  # True: scale the input (fc2 reads the MLP's hidden)
+        n = base.in_features if is_feedforward else base.out_features
+        self.ia3_l = nn.Parameter(torch.ones(n))  # (in,) or (out,)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., in) -> (..., out)."""
+        if self.merged or self.disabled:
+            return self.base(x)
+        if self.is_feedforward:
+            return self.base(x * self.ia3_l)  # l ⊙ gelu(fc1 x), then fc2
+        return self.base(x) * self.ia3_l  # l ⊙ (W x + b)
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        if self.merged:
+            return
+        if _merge_problem(self):
+            raise LoraStateError(_merge_problem(self))
+        if self.is_feedforward:
+            self.base.weight *= self.ia3_l  # (out, in) * (in,): column j scaled by l_j
+        else:
+            self.base.weight *= self.ia3_l[:, None]  # (out, in): row i scaled by l_i
+            self.base.bias *= self.ia3_l
+        self.merged = True
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        if not self.merged:
+            return
+        if self.is_feedforward:
+            self.base.weight /= self.ia3_l
+        else:
+            self.base.weight /= self.ia3_l[:, None]
+            self.base.bias /= self.ia3_l
+        self.merged = False
+
+
+# ---------------------------------------------------------------------------
+# Model surgery: put one method in, freeze the rest
+# ---------------------------------------------------------------------------
+
+
+def peer_layers(model: nn.Module) -> dict[str, PeerLayer]:
+    """The peer layers of ``model`` by name, found with isinstance."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, PeerLayer)}
+
+
+def _check(model: object, method: object, size: object) -> None:
+    """Every check before anything changes: a bad call leaves the model as it was."""
+    if not isinstance(model, ToyGPT):
+        raise LoraTypeError(f"model must be a ToyGPT (e.g. load_base()), got {type(model).__name__}")
+    if method not in METHODS:
+        raise LoraValueError(f"method must be one of {METHODS}, got {method!r}")
+    knob = SIZE_NAMES[method]
+    if knob is None and size is not None:
+        raise LoraValueError(f"{method} has no size to choose (its parameter count is fixed), got size={size!r}; "
+                             f"pass size=None")
+    if knob is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise LoraValueError(f"{method} needs size={knob}, a positive integer (e.g. size=8), got size={size!r}")
+    if peer_layers(model) or model.soft_prompt is not None:
+        raise LoraStateError(f"model already has {sorted({type(m).__name__ for m in peer_layers(model).values()})}; "
+                             f"inject one method into a fresh base (load_base())")
+    if any(isinstance(m, LoRALinear) for m in model.modules()):
+        raise LoraStateError("model already has LoRA layers; compare methods on fresh bases (load_base())")
+
+
+def _real_tokens(model: ToyGPT, n: int, seed: int) -> torch.Tensor:
+    """(n, C): the embeddings of n tokens drawn from the vocabulary, with their positions (0, 1, ...)."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, model.config.vocab_size, (n,), generator=g)
+    pos = torch.arange(n) % model.config.block_size
+    return (model.tok_emb.weight[ids] + model.pos_emb.weight[pos]).detach()  # (n, C)
+
+
+def inject_peer(model: ToyGPT, method: str, size: int | None = None, seed: int = 0) -> int:
+    """Put ``method`` into ``model`` in place, freeze everything else; returns the trainable count.
+
+    ``size``: the adapter bottleneck m, or the number of virtual tokens P for prefix and prompt
+    tuning; None for BitFit and (IA)³, whose size is fixed by the model. ``seed`` draws the real
+    tokens whose embeddings (prompt) or keys and values (prefix) the virtual tokens start from.
+    """
+    _check(model, method, size)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise LoraTypeError(f"seed must be an integer (e.g. seed=0), got {seed!r}")
+    device = model.tok_emb.weight.device
+    attentions = [m for m in model.modules() if isinstance(m, CausalSelfAttention)]
+    mlps = [m for m in model.modules() if isinstance(m, MLP)]
+    if method == "bitfit":
+        for parent in list(model.modules()):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, (nn.Linear, nn.LayerNorm)) and child.bias is not None:
+                    setattr(parent, name, BitFitBias(child))
+    elif method == "adapters":  # after attention's output projection and after the MLP, as Houlsby et al.
+        for a in attentions:
+            a.o_proj = Adapter(a.o_proj, size).to(device)
+        for m in mlps:
+            m.fc2 = Adapter(m.fc2, size).to(device)
+    elif method == "prefix":
+        init = _real_tokens(model, size, seed).to(device)  # (P, C)
+        for block in model.blocks:
+            block.attn = PrefixAttention(block.attn, size, block.ln1(init))
+    elif method == "prompt":
+        model.soft_prompt = SoftPrompt(_real_tokens(model, size, seed).to(device))
+    elif method == "ia3":  # PEFT's IA3 default for OPT: k_proj, v_proj, and fc2 as feed-forward
+        for a in attentions:
+            a.k_proj = IA3Linear(a.k_proj, is_feedforward=False).to(device)
+            a.v_proj = IA3Linear(a.v_proj, is_feedforward=False).to(device)
+        for m in mlps:
+            m.fc2 = IA3Linear(m.fc2, is_feedforward=True).to(device)
+    model.requires_grad_(False)
+    for layer in peer_layers(model).values():
+        frozen = {id(p) for p in layer.base.parameters()}
+        for p in layer.parameters():
+            p.requires_grad_(id(p) not in frozen)  # only the method's new numbers train
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _merge_problem(layer: PeerLayer) -> str | None:
+    if not isinstance(layer, (BitFitBias, IA3Linear)):
+        return (f"{type(layer).__name__} cannot be merged: its change is not a fixed edit of the base's weights; "
+                f"serve it unmerged (only {' and '.join(MERGEABLE)} merge)")
+    if isinstance(layer, IA3Linear) and not bool((layer.ia3_l != 0).all()):
+        return "an (IA)³ vector has a zero entry, so merging could not be undone; serve it unmerged"
+    return None
+
+
+def merge_peers(model: nn.Module) -> None:
+    """Fold every peer layer into the base (BitFit, (IA)³): zero added latency. Others: a LoraStateError."""
+    layers = peer_layers(model).values()
+    if not layers:
+        raise LoraStateError("model has no peer layers; call inject_peer(model, method, size) first")
+    for layer in layers:  # all checked before any layer merges
+        problem = _merge_problem(layer)
+        if problem:
+            raise LoraStateError(problem)
+    for layer in layers:
+        layer.merge()
+
+
+def unmerge_peers(model: nn.Module) -> None:
+    """Undo :func:`merge_peers` (up to float rounding)."""
+    for layer in peer_layers(model).values():
+        layer.unmerge()
+
+
+@contextmanager
+def disable_peers(model: nn.Module) -> Iterator[nn.Module]:
+    """Inside ``with disable_peers(model):`` the model computes its base, bit for bit."""
+    layers = peer_layers(model).values()
+    if any(layer.merged for layer in layers):
+        raise LoraStateError("cannot disable merged layers; call unmerge_peers(model) first")
+    for layer in layers:
+        layer.disabled = True
+    try:
+        yield model
+    finally:
+        for layer in layers:
+            layer.disabled = False
+
+
+def virtual_tokens(model: nn.Module) -> int:
+    """How many positions a method adds to every attention: P for prefix and prompt tuning, else 0."""
+    for layer in peer_layers(model).values():
+        if isinstance(layer, PrefixAttention):
+            return layer.prefix_key.shape[0]
+        if isinstance(layer, SoftPrompt):
+            return layer.embedding.shape[0]
+    return 0
