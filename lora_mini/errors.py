@@ -24,8 +24,11 @@ class LoraTypeError(LoraMiniError, TypeError):
 
 
 class AdapterFileError(LoraMiniError, ValueError):
-    """An adapter file or folder that is missing, corrupt, or does not fit this model."""
+    """An adapter file or folder (or a base checkpoint) that is missing, corrupt, or does not fit this model."""
 
 
-class LoraStateError(LoraMiniError, RuntimeError):
-    """A call that does not fit the model's current state (training while merged: unmerge first)."""
+class LoraStateError(LoraMiniError, RuntimeError, ValueError):
+    """A call that does not fit the model's current state (training while merged: unmerge first).
+
+    Also a ValueError, as these errors were before they had their own class, so older
+    ``except ValueError`` code still catches them."""

@@ -7,6 +7,9 @@ run top to bottom before you have written anything.
 """
 from __future__ import annotations
 
+import functools
+import math
+import numbers
 from typing import Callable
 
 import torch
@@ -18,6 +21,34 @@ from .lora import LoRALinear
 def _report(ok: bool, message: str) -> bool:
     print(("✅ " if ok else "❌ ") + message)
     return ok
+
+
+def _never_raises(check: Callable) -> Callable:
+    """A checker reports whatever the learner's function returns or does; it never raises itself."""
+
+    @functools.wraps(check)
+    def wrapper(fn: Callable) -> bool:
+        if not callable(fn):
+            return _report(False, f"pass your function itself (its name, without parentheses), got {fn!r}")
+        try:
+            return check(fn)
+        except Exception as e:  # a result no branch above foresaw
+            return _report(False, f"could not check your result ({type(e).__name__}: {e}); "
+                                  "return a float32 tensor of the shape the docstring gives")
+    return wrapper
+
+
+def _tensor_problem(got: object, want: torch.Tensor, note: str = "", hint: str = "") -> str | None:
+    """What is wrong with ``got`` as an answer shaped like ``want``, or None if it is comparable."""
+    if got is None:
+        return "your function returned None: did you forget the `return`?"
+    if not isinstance(got, torch.Tensor):
+        return f"expected a tensor of shape {tuple(want.shape)}, got {type(got).__name__}"
+    if got.shape != want.shape:
+        return f"shape {tuple(want.shape)} expected{note}, got {tuple(got.shape)}{hint}"
+    if not got.dtype.is_floating_point:
+        return f"expected a floating-point tensor, got dtype {got.dtype}: keep the inputs' dtype"
+    return None
 
 
 SHAPES = " (check the shapes: A is (r, in), B is (out, r), W is (out, in))"
@@ -40,6 +71,7 @@ def _random_layer(d_in: int, d_out: int, r: int, alpha: float) -> LoRALinear:
     return layer
 
 
+@_never_raises
 @torch.no_grad()
 def check_lora_forward(fn: Callable) -> bool:
     """``fn(x (N, in), W (out, in), b (out,), A (r, in), B (out, r), scaling) -> (N, out)``."""
@@ -52,11 +84,10 @@ def check_lora_forward(fn: Callable) -> bool:
         if error:
             return _report(False, error)
         want = layer(x)
-        if not isinstance(got, torch.Tensor):
-            return _report(False, f"expected a tensor, got {type(got).__name__}")
-        if got.shape != want.shape:
-            return _report(False, f"shape {tuple(want.shape)} expected, got {tuple(got.shape)}: "
-                                  "x @ A.T is (N, r), then @ B.T gives (N, out); did you transpose A or B?")
+        problem = _tensor_problem(got, want, "", ": x @ A.T is (N, r), then @ B.T gives (N, out); did you transpose A or B?")
+        if problem:
+            return _report(False, problem)
+        got = got.to(want.dtype)  # a float64 answer is compared at float32
         if torch.allclose(got, x @ W.T + b + (x @ A.T) @ B.T, atol=1e-5) and layer.scaling != 1:
             return _report(False, "close, but the low-rank path is missing its scaling alpha / r")
         if torch.allclose(got, (x @ A.T) @ B.T * layer.scaling, atol=1e-5):
@@ -67,6 +98,7 @@ def check_lora_forward(fn: Callable) -> bool:
     return _report(True, "your LoRA forward matches lora_mini.LoRALinear on three layer shapes")
 
 
+@_never_raises
 def check_trainable_params(fn: Callable) -> bool:
     """``fn(in_features, out_features, r) -> int``: trainable numbers LoRA adds to one Linear."""
     for d_in, d_out, r in [(96, 96, 4), (96, 384, 8), (4096, 11008, 16), (3, 5, 1)]:
@@ -75,6 +107,11 @@ def check_trainable_params(fn: Callable) -> bool:
             return _report(False, error)
         layer = LoRALinear(nn.Linear(d_in, d_out, device="meta"), r=r, alpha=1)
         want = layer.lora_A.numel() + layer.lora_B.numel()
+        if isinstance(got, torch.Tensor) and got.numel() == 1:
+            got = got.item()
+        if isinstance(got, bool) or not isinstance(got, numbers.Real):
+            what = "None: did you forget the `return`?" if got is None else f"{type(got).__name__}: {got!r}"[:200]
+            return _report(False, f"expected a whole number of parameters (an int), got {what}")
         if got == d_in * d_out:
             return _report(False, "that is the size of the frozen W; LoRA trains A (r x in) and B (out x r)")
         if got in (r * d_in, r * d_out):
@@ -84,6 +121,7 @@ def check_trainable_params(fn: Callable) -> bool:
     return _report(True, "r * (in + out): your formula matches the parameters of LoRALinear")
 
 
+@_never_raises
 @torch.no_grad()
 def check_merge(fn: Callable) -> bool:
     """``fn(W (out, in), A (r, in), B (out, r), scaling) -> merged weight (out, in)``."""
@@ -96,10 +134,10 @@ def check_merge(fn: Callable) -> bool:
             return _report(False, error)
         layer.merge()
         want = layer.base.weight
-        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
-            shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-            return _report(False, f"shape {tuple(want.shape)} expected (the shape of W), got {shape}: "
-                                  "B @ A is (out, r) @ (r, in)")
+        problem = _tensor_problem(got, want, " (the shape of W)", ": B @ A is (out, r) @ (r, in)")
+        if problem:
+            return _report(False, problem)
+        got = got.to(want.dtype)  # a float64 answer is compared at float32
         if torch.allclose(got, W + layer.lora_B @ layer.lora_A, atol=1e-5):
             return _report(False, "close, but Delta W is scaling * B @ A: the scaling is missing")
         if not torch.allclose(got, want, atol=1e-5):
@@ -107,6 +145,7 @@ def check_merge(fn: Callable) -> bool:
     return _report(True, "your merge matches LoRALinear.merge(): W + scaling * B @ A")
 
 
+@_never_raises
 @torch.no_grad()
 def check_subspace_similarity(fn: Callable) -> bool:
     """``fn(A1 (r1, in), A2 (r2, in), i, j) -> float``: the paper's φ, in [0, 1]."""
@@ -119,10 +158,17 @@ def check_subspace_similarity(fn: Callable) -> bool:
         if error:
             return _report(False, error)
         want = subspace_similarity(A1, A2, i, j)
-        got = float(got.item() if isinstance(got, torch.Tensor) else got)
+        if isinstance(got, torch.Tensor) and got.numel() == 1:
+            got = got.item()
+        if isinstance(got, bool) or not isinstance(got, numbers.Real):
+            what = "None: did you forget the `return`?" if got is None else f"{type(got).__name__}: {got!r}"[:200]
+            return _report(False, f"expected one number (a float, or a 1-element tensor), got {what}")
+        got = float(got)
         if abs(got - want * min(i, j)) < 1e-4 and min(i, j) > 1:
             return _report(False, "close: divide the squared norm by min(i, j), so that φ lies in [0, 1]")
         U1 = torch.linalg.svd(A1.double(), full_matrices=False).U
+        if not math.isfinite(got):
+            return _report(False, f"φ must be a number in [0, 1], got {got}: look for a division by zero")
         if abs(got - want) > 1e-4 and got > 1 + 1e-6:
             return _report(False, f"φ must lie in [0, 1], got {got:.3f}: use orthonormal singular vectors, not A itself")
         if abs(got - want) > 1e-4:

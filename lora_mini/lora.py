@@ -32,21 +32,14 @@ from typing import Iterator, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from . import checks
+from .errors import AdapterFileError, LoraStateError, LoraTypeError, LoraValueError
 from .quant import QuantLinear
 
 LORA_PARAMETERS = ("lora_A", "lora_B", "lora_magnitude_vector")  # what trains; the last only with DoRA
-
-
-def _check_hparams(r: object, alpha: object, dropout: object) -> None:
-    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
-        raise ValueError(f"r must be a positive integer (the rank, e.g. r=4), got {r!r}")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
-        raise ValueError(f"alpha must be a positive number (e.g. alpha=8), got {alpha!r}")
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be in [0, 1) (use 0.0 for none), got {dropout!r}")
 
 
 class LoRALinear(nn.Module):
@@ -57,9 +50,10 @@ class LoRALinear(nn.Module):
     ) -> None:
         super().__init__()
         if not isinstance(base, (nn.Linear, QuantLinear)):
-            raise TypeError(f"LoRALinear wraps an nn.Linear (or a QuantLinear), got {type(base).__name__}")
-        _check_hparams(r, alpha, dropout)
-        _check_flag("use_rslora", use_rslora)
+            raise LoraTypeError(f"LoRALinear wraps an nn.Linear (or a QuantLinear), got {type(base).__name__}")
+        checks.hparams(r, alpha, dropout)
+        checks.flag("use_rslora", use_rslora)
+        checks.new_numbers(r * (base.in_features + base.out_features), f"r={r} on a {base.in_features}->{base.out_features} layer")
         self.base = base
         self.base.requires_grad_(False)
         self.r, self.alpha, self.use_rslora = r, alpha, use_rslora
@@ -113,16 +107,14 @@ class LoRALinear(nn.Module):
             self.merged = False
 
     @torch.no_grad()
-    def pissa_init(self) -> None:
+    def pissa_init(self, factors: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         """PiSSA: B·A takes the top-r singular part of W and the base keeps the residual, output unchanged.
 
-        With W = U S Vᵀ: A = sqrt(S_r / scaling) V_rᵀ (r, in), B = U_r sqrt(S_r / scaling) (out, r),
-        so scaling · B A = U_r S_r V_rᵀ, and base.weight becomes W - scaling · B A (as PEFT does).
+        ``factors`` are (A, B) from :func:`pissa_factors`, when already computed (inject_lora does).
         """
-        U, S, Vh = torch.linalg.svd(self.base.weight.float(), full_matrices=False)  # (out, k), (k,), (k, in)
-        root = (S[: self.r] / self.scaling).sqrt()  # (r,)
-        self.lora_A.copy_(root[:, None] * Vh[: self.r])  # (r, in)
-        self.lora_B.copy_(U[:, : self.r] * root)  # (out, r)
+        A, B = factors if factors is not None else pissa_factors(self.base.weight, self.r, self.scaling)
+        self.lora_A.copy_(A)  # (r, in)
+        self.lora_B.copy_(B)  # (out, r)
         self.base.weight -= self.delta_weight()  # the residual: W - U_r S_r V_rᵀ
         self.init_lora_weights = "pissa"
 
@@ -130,6 +122,17 @@ class LoRALinear(nn.Module):
         extra = ", use_rslora=True" if self.use_rslora else ""
         extra += ", init_lora_weights='pissa'" if self.init_lora_weights == "pissa" else ""
         return f"r={self.r}, alpha={self.alpha}, scaling={self.scaling:g}{extra}, merged={self.merged}"
+
+
+@torch.no_grad()
+def pissa_factors(weight: torch.Tensor, r: int, scaling: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """PiSSA's (A (r, in), B (out, r)) for W (out, in): scaling · B A = U_r S_r V_rᵀ, the top-r part of W.
+
+    With W = U S Vᵀ: A = sqrt(S_r / scaling) V_rᵀ and B = U_r sqrt(S_r / scaling) (as PEFT does).
+    """
+    U, S, Vh = torch.linalg.svd(weight.float(), full_matrices=False)  # (out, k), (k,), (k, in)
+    root = (S[:r] / scaling).sqrt()  # (r,)
+    return root[:, None] * Vh[:r], U[:, :r] * root  # (r, in), (out, r)
 
 
 class DoRALinear(LoRALinear):
@@ -156,9 +159,10 @@ class DoRALinear(LoRALinear):
             self.lora_magnitude_vector.copy_(self.weight_norm())
 
     def weight_norm(self) -> torch.Tensor:
-        """‖W + ΔW‖ of each output row, shape (out,), computed without gradient."""
+        """‖W + ΔW‖ of each output row, shape (out,), computed without gradient; at least 1e-12, so that an
+        all-zero row (direction undefined) gets scale m / 1e-12 times a zero row: zero, never 0 / 0."""
         with torch.no_grad():
-            return torch.linalg.norm(self.base_weight() + self.delta_weight(), dim=1)  # (out,)
+            return torch.linalg.norm(self.base_weight() + self.delta_weight(), dim=1).clamp_min(1e-12)  # (out,)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(..., in) -> (..., out): base(x) plus the change from rescaling each row to length m."""
@@ -179,15 +183,17 @@ class DoRALinear(LoRALinear):
         """W ← (m / ‖W + ΔW‖_row) ⊙ (W + ΔW), row by row. Does nothing if already merged."""
         if not self.merged:
             _check_float_base(self)
-            self._merge_scale = self.lora_magnitude_vector / self.weight_norm()  # (out,) kept for unmerge
-            self.base.weight.copy_(self._merge_scale[:, None] * (self.base.weight + self.delta_weight()))
+            self._unmerged_weight = self.base.weight.clone()  # (out, in): unmerge restores it exactly
+            scale = self.lora_magnitude_vector / self.weight_norm()  # (out,) m / ‖W + ΔW‖_row
+            self.base.weight.copy_(scale[:, None] * (self.base.weight + self.delta_weight()))
             self.merged = True
 
     @torch.no_grad()
     def unmerge(self) -> None:
-        """W ← merged W / scale - ΔW with the scale used by merge. Does nothing if not merged."""
+        """W ← the weight kept by merge (dividing by the scale would fail where m = 0). Does nothing if not merged."""
         if self.merged:
-            self.base.weight.copy_(self.base.weight / self._merge_scale[:, None] - self.delta_weight())
+            self.base.weight.copy_(self._unmerged_weight)
+            del self._unmerged_weight
             self.merged = False
 
 
@@ -198,22 +204,17 @@ class DoRALinear(LoRALinear):
 
 def _check_float_base(layer: LoRALinear, name: str = "this layer") -> None:
     if isinstance(layer.base, QuantLinear):
-        raise ValueError(
+        raise LoraValueError(
             f"{name} wraps a quantised QuantLinear: merging would re-quantise W + ΔW and lose the adapter's "
             "precision; keep the adapter unmerged (QLoRA serves it that way), or inject into a float base to merge"
         )
 
 
-def _check_flag(name: str, value: object) -> None:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-
-
 def _check_variants(use_rslora: object, use_dora: object, init_lora_weights: object) -> None:
-    _check_flag("use_rslora", use_rslora)
-    _check_flag("use_dora", use_dora)
+    checks.flag("use_rslora", use_rslora)
+    checks.flag("use_dora", use_dora)
     if init_lora_weights is not True and init_lora_weights != "pissa":
-        raise ValueError(
+        raise LoraValueError(
             "init_lora_weights must be True (A random, B zero) or 'pissa' (A and B from the SVD of W), "
             f"got {init_lora_weights!r}"
         )
@@ -246,12 +247,12 @@ def _describe(settings: dict[str, object]) -> str:
 
 def _check_pissa(name: str, module: nn.Module, r: int) -> None:
     if isinstance(module, QuantLinear):
-        raise ValueError(
+        raise LoraValueError(
             f"init_lora_weights='pissa' rewrites the base weight of {name} as a residual, which a quantised "
             "QuantLinear cannot hold exactly; PiSSA needs a float base (load_base() without quantize_base)"
         )
     if r > min(module.in_features, module.out_features):
-        raise ValueError(
+        raise LoraValueError(
             f"init_lora_weights='pissa' takes the top r singular vectors, but {name} has only "
             f"{min(module.in_features, module.out_features)}; use r <= {min(module.in_features, module.out_features)}"
         )
@@ -267,18 +268,18 @@ def _plan_injection(model: nn.Module, targets: Sequence[str], settings: dict[str
     for target in targets:
         found = [(n, m) for n, m in modules if _matches(n, target)]
         if not found:
-            raise ValueError(
+            raise LoraValueError(
                 f"target {target!r} matches no module. Targets are names of nn.Linear layers, "
                 f"matched exactly or by their last parts; available: {linears}"
             )
         for name, module in found:
             if isinstance(module, LoRALinear) and _settings(module) != settings:
-                raise ValueError(
+                raise LoraValueError(
                     f"{name} already has LoRA with {_describe(_settings(module))}; "
                     f"to use {_describe(settings)}, start again from a fresh base (load_base())"
                 )
             if not isinstance(module, (*wrappable, LoRALinear)):
-                raise TypeError(
+                raise LoraTypeError(
                     f"target {target!r} matches {name}, a {type(module).__name__}, not an nn.Linear; "
                     f"name Linear layers instead, e.g. one of {linears[:6]}"
                 )
@@ -311,34 +312,67 @@ def inject_lora(
     leaves the residual in the base, so ``disable_lora`` then runs the residual, not the original.
     A QuantLinear target (see ``quantize_base``) is wrapped like a Linear (QLoRA).
     """
-    targets = [targets] if isinstance(targets, str) else list(targets)
-    if not targets or not all(isinstance(t, str) for t in targets):
-        raise TypeError(f"targets must be a list of layer names such as ['q_proj', 'v_proj'], got {targets!r}")
-    _check_hparams(r, alpha, dropout)
+    checks.model(model, "inject_lora")
+    checks.not_serving(model, "inject_lora")
+    checks.enabled(list(_lora_layers(model).values()), "inject_lora")
+    targets = [targets] if isinstance(targets, str) else targets
+    if not isinstance(targets, (list, tuple)) or not targets or not all(isinstance(t, str) for t in targets):
+        raise LoraTypeError(f"targets must be a list of layer names such as ['q_proj', 'v_proj'], got {targets!r}")
+    checks.hparams(r, alpha, dropout)
     _check_variants(use_rslora, use_dora, init_lora_weights)
     settings = dict(r=r, alpha=alpha, use_rslora=use_rslora, use_dora=use_dora, init_lora_weights=init_lora_weights)
     names = _plan_injection(model, targets, settings)  # raises before anything changes
-    layer_class = DoRALinear if use_dora else LoRALinear
-    for name in names:
+    layers = _build_layers(model, names, DoRALinear if use_dora else LoRALinear, r, alpha, dropout, use_rslora,
+                           pissa=init_lora_weights == "pissa")  # everything allocated; the model still unchanged
+    for name, layer in layers.items():  # commit: nothing below can fail
         parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name)
-        layer = layer_class(getattr(parent, child), r, alpha, dropout, use_rslora)
-        if init_lora_weights == "pissa":
-            layer.pissa_init()
-        setattr(parent, child, layer)
+        setattr(model.get_submodule(parent_name), child, layer)
     for module in model.modules():
         for p_name, p in module.named_parameters(recurse=False):
             p.requires_grad_(isinstance(module, LoRALinear) and p_name in LORA_PARAMETERS)
     return names
 
 
+def _build_layers(model: nn.Module, names: list[str], layer_class: type, r: int, alpha: float, dropout: float,
+                  use_rslora: bool, pissa: bool) -> dict[str, LoRALinear]:
+    """The new LoRA layers, all allocated (and PiSSA's SVDs done) before any is put into ``model``.
+
+    Building a layer freezes its base, so on any failure the bases' requires_grad flags are put back.
+    """
+    checks.new_numbers(sum(r * (model.get_submodule(n).in_features + model.get_submodule(n).out_features)
+                           for n in names), f"inject_lora with r={r} on {len(names)} layers")
+    frozen = {p: p.requires_grad for n in names for p in model.get_submodule(n).parameters()}
+    layers = {}
+    try:
+        for name in names:
+            base = model.get_submodule(name)
+            layer = layer_class(base, r, alpha, dropout, use_rslora)
+            if pissa:
+                if not bool(torch.isfinite(base.weight).all()):
+                    raise LoraValueError(f"the weight of {name} holds NaN or inf; PiSSA's SVD needs a finite W")
+                layers[name] = (layer, pissa_factors(base.weight, r, layer.scaling))
+            else:
+                layers[name] = (layer, None)
+    except BaseException as e:
+        for p, flag in frozen.items():
+            p.requires_grad_(flag)
+        if isinstance(e, (RuntimeError, MemoryError)):  # the allocator, or the SVD
+            raise LoraValueError(f"inject_lora(r={r}) could not build its layers ({type(e).__name__}: {e})") from e
+        raise
+    for layer, factors in layers.values():
+        if factors is not None:
+            layer.pissa_init(factors)
+    return {name: layer for name, (layer, _) in layers.items()}
+
+
 def reset_lora(model: nn.Module) -> None:
     """Start every adapter of ``model`` afresh (A random, B zero), e.g. to train one for another task."""
+    checks.model(model, "reset_lora")
+    checks.not_serving(model, "reset_lora")
+    checks.unmerged(list(_lora_layers(model).values()), "reset_lora")
     for layer in _lora_layers(model).values():
-        if layer.merged:
-            raise ValueError("reset_lora needs unmerged layers; call unmerge_lora(model) first")
         if layer.init_lora_weights == "pissa":
-            raise ValueError(
+            raise LoraValueError(
                 "reset_lora cannot restart PiSSA layers: their base weight is now the residual of the SVD; "
                 "start again from a fresh base (load_base()) and inject_lora(..., init_lora_weights='pissa')"
             )
@@ -348,6 +382,9 @@ def reset_lora(model: nn.Module) -> None:
 
 def merge_lora(model: nn.Module) -> None:
     """Merge every LoRA layer of ``model`` into its base weight (zero added inference latency)."""
+    checks.model(model, "merge_lora")
+    checks.not_serving(model, "merge_lora")
+    checks.enabled(list(_lora_layers(model).values()), "merge_lora")
     for name, layer in _lora_layers(model).items():
         _check_float_base(layer, name)  # all checked before any layer merges
     for layer in _lora_layers(model).values():
@@ -356,6 +393,8 @@ def merge_lora(model: nn.Module) -> None:
 
 def unmerge_lora(model: nn.Module) -> None:
     """Undo :func:`merge_lora` (up to float rounding)."""
+    checks.model(model, "unmerge_lora")
+    checks.not_serving(model, "unmerge_lora")
     for layer in _lora_layers(model).values():
         layer.unmerge()
 
@@ -367,16 +406,18 @@ def disable_lora(model: nn.Module) -> Iterator[nn.Module]:
     After PiSSA (``init_lora_weights="pissa"``) the base is the residual W - scaling · B A,
     so this runs the residual model, not the original one.
     """
-    layers = _lora_layers(model).values()
-    if any(layer.merged for layer in layers):
-        raise ValueError("cannot disable merged LoRA layers; call unmerge_lora(model) first")
+    checks.model(model, "disable_lora")
+    checks.not_serving(model, "disable_lora")
+    layers = list(_lora_layers(model).values())
+    checks.unmerged(layers, "disable_lora")
+    was = [layer.disabled for layer in layers]  # nested blocks: the inner one puts back what it found
     for layer in layers:
         layer.disabled = True
     try:
         yield model
     finally:
-        for layer in layers:
-            layer.disabled = False
+        for layer, disabled in zip(layers, was):
+            layer.disabled = disabled
 
 
 # ---------------------------------------------------------------------------
@@ -401,6 +442,7 @@ class ParamCount:
 
 def count_parameters(model: nn.Module) -> ParamCount:
     """Count the parameters of ``model`` (each shared tensor once) and those that require grad."""
+    checks.model(model, "count_parameters")
     params = list(model.parameters())  # .parameters() already skips duplicates
     return ParamCount(
         trainable=sum(p.numel() for p in params if p.requires_grad),
@@ -415,12 +457,12 @@ def loraplus_param_groups(model: nn.Module, lr: float, loraplus_lr_ratio: float 
     ``create_loraplus_optimizer``, DoRA's magnitude vectors go with B, and any other
     trainable parameter with A. Each group also carries a "name" for printing.
     """
-    for what, value in (("lr", lr), ("loraplus_lr_ratio", loraplus_lr_ratio)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise ValueError(f"{what} must be a positive number (e.g. lr=1e-3, loraplus_lr_ratio=16), got {value!r}")
+    checks.model(model, "loraplus_param_groups")
+    checks.number("lr", lr, "lr=1e-3")
+    checks.number("loraplus_lr_ratio", loraplus_lr_ratio, "loraplus_lr_ratio=16")
     layers = _lora_layers(model).values()
     if not layers:
-        raise ValueError("model has no LoRA layers; call inject_lora(model, targets, r, alpha) first")
+        raise LoraValueError("model has no LoRA layers; call inject_lora(model, targets, r, alpha) first")
     fast = {id(p) for layer in layers for name, p in layer.named_parameters(recurse=False) if name != "lora_A"}
     trainable = [p for p in model.parameters() if p.requires_grad]
     return [
@@ -449,12 +491,13 @@ def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def _uniform_settings(model: nn.Module) -> dict[str, object]:
     """The one setting (r, alpha, variants) that every LoRA layer of ``model`` shares, or a ValueError."""
+    checks.not_serving(model, "this call")
     layers = _lora_layers(model)
     if not layers:
-        raise ValueError("model has no LoRA layers; call inject_lora(model, targets, r, alpha) first")
+        raise LoraValueError("model has no LoRA layers; call inject_lora(model, targets, r, alpha) first")
     described = {_describe(_settings(layer)) for layer in layers.values()}
     if len(described) > 1:
-        raise ValueError(f"LoRA layers use several settings {sorted(described)}; one file holds one")
+        raise LoraValueError(f"LoRA layers use several settings {sorted(described)}; one file holds one")
     return _settings(next(iter(layers.values())))
 
 
@@ -462,12 +505,12 @@ def _one_config(model: nn.Module) -> tuple[int, float, bool]:
     """(r, alpha, use_rslora) shared by all LoRA layers, for adapter files and mixed batches (A and B only)."""
     settings = _uniform_settings(model)
     if settings["use_dora"]:
-        raise ValueError(
+        raise LoraValueError(
             "adapter files and mixed_adapters hold A and B only, not DoRA's magnitude vectors; "
             "save a DoRA adapter with export_peft(model, directory) and load it with import_peft"
         )
     if settings["init_lora_weights"] == "pissa":
-        raise ValueError(
+        raise LoraValueError(
             "a PiSSA adapter only works on the residual base it was cut from, which no adapter file holds; "
             "save the whole model instead: save_file(model.state_dict(), path)"
         )
@@ -480,10 +523,10 @@ def save_adapter(model: nn.Module, path: str | os.PathLike) -> Path:
     The file appears whole or not at all: it is written to a temporary file, then renamed.
     Plain LoRA and rsLoRA only; DoRA and PiSSA get an error that names the way out.
     """
+    checks.model(model, "save_adapter")
+    path = checks.path("path", path, "'rotate.safetensors'")
     r, alpha, use_rslora = _one_config(model)
-    if any(layer.merged for layer in _lora_layers(model).values()):
-        raise ValueError("save_adapter needs unmerged layers; call unmerge_lora(model) first")
-    path = Path(path)
+    checks.unmerged(list(_lora_layers(model).values()), "save_adapter")
     targets = sorted({name.rpartition(".")[2] for name in _lora_layers(model)})
     meta = {
         "format": "lora_mini",
@@ -493,27 +536,40 @@ def save_adapter(model: nn.Module, path: str | os.PathLike) -> Path:
         "targets": json.dumps(targets),
     }
     tensors = {k: v.contiguous().cpu() for k, v in lora_state_dict(model).items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    _write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
     return path
+
+
+def _write_atomic(path: Path, write) -> None:
+    """``write(tmp)`` a short-named temporary file beside ``path``, then rename it to ``path``."""
+    if path.is_dir():
+        raise AdapterFileError(f"{path} is a folder; pass a file name inside it, e.g. {path / 'adapter.safetensors'}")
+    if not path.parent.is_dir():
+        raise AdapterFileError(f"cannot write {path}: the folder {path.parent} does not exist; create it first")
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".lora-", suffix=".tmp")
+        os.close(fd)
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise AdapterFileError(f"cannot write {path} ({e.strerror or e}); choose another file name or folder") from e
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def _read_adapter(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     try:
-        with open(path, "rb") as f:
-            header_len = int.from_bytes(f.read(8), "little")
-            meta = json.loads(f.read(header_len)).get("__metadata__") or {}
+        with safe_open(path, framework="pt") as f:  # safetensors parses the header: no pickle, no Python JSON
+            meta = f.metadata() or {}
         tensors = load_file(path)
-    except (SafetensorError, ValueError, UnicodeDecodeError, OverflowError, MemoryError) as e:
-        raise ValueError(f"{path} is not a readable safetensors adapter file ({e}); save one with save_adapter()") from e
-    if meta.get("format") != "lora_mini" or "r" not in meta:
-        raise ValueError(f"{path} has no lora_mini metadata (r, alpha, targets); save it with save_adapter()")
+    except (SafetensorError, ValueError, UnicodeDecodeError, OverflowError, MemoryError, OSError) as e:
+        raise AdapterFileError(
+            f"{path} is not a readable safetensors adapter file ({e}); save one with save_adapter()"
+        ) from e
+    if meta.get("format") != "lora_mini":
+        raise AdapterFileError(f"{path} has no lora_mini metadata (r, alpha, targets); save it with save_adapter()")
     return tensors, meta
 
 
@@ -523,17 +579,18 @@ def load_adapter(model: nn.Module, path: str | os.PathLike) -> None:
     The file must match the model exactly: same rank, alpha, rsLoRA or not, layer names and shapes.
     On any mismatch nothing is changed and the error lists what differs.
     """
-    path = Path(path)
+    checks.model(model, "load_adapter")
+    path = checks.path("path", path, "'rotate.safetensors'")
     if not path.is_file():
-        raise ValueError(f"no adapter file at {path}; pass the path that save_adapter() wrote")
+        raise AdapterFileError(f"no adapter file at {path}; pass the path that save_adapter() wrote")
     tensors, meta = _read_adapter(path)
-    file = (int(meta["r"]), float(meta["alpha"]), json.loads(meta.get("use_rslora", "false")))  # older files: plain
+    file_r, file_alpha, file_rslora, file_targets = checks.adapter_meta(path, meta)
     r, alpha, use_rslora = _one_config(model)
-    if file != (r, float(alpha), use_rslora):
-        raise ValueError(
-            f"{path} holds an adapter with r={file[0]}, alpha={file[1]:g}, use_rslora={file[2]} but the model has "
-            f"r={r}, alpha={alpha:g}, use_rslora={use_rslora}; inject_lora into a fresh base with "
-            f"targets={json.loads(meta['targets'])}, r={file[0]}, alpha={file[1]:g}, use_rslora={file[2]}"
+    if (file_r, file_alpha, file_rslora) != (r, float(alpha), use_rslora):
+        raise AdapterFileError(
+            f"{path} holds an adapter with r={file_r}, alpha={file_alpha:g}, use_rslora={file_rslora} but the model "
+            f"has r={r}, alpha={alpha:g}, use_rslora={use_rslora}; inject_lora into a fresh base with "
+            f"targets={file_targets}, r={file_r}, alpha={file_alpha:g}, use_rslora={file_rslora}"
         )
     own = lora_state_dict(model)
     problems = [f"missing in file: {k}" for k in own if k not in tensors]
@@ -544,9 +601,9 @@ def load_adapter(model: nn.Module, path: str | os.PathLike) -> None:
         if k in tensors and tensors[k].shape != v.shape
     ]
     if problems:
-        raise ValueError(f"{path} does not fit this model:\n  " + "\n  ".join(problems))
-    if any(layer.merged for layer in _lora_layers(model).values()):
-        raise ValueError("load_adapter needs unmerged layers; call unmerge_lora(model) first")
+        raise AdapterFileError(f"{path} does not fit this model:\n  " + "\n  ".join(problems))
+    checks.unmerged(list(_lora_layers(model).values()), "load_adapter")
+    values = {k: checks.loaded_tensor(str(path), k, tensors[k], v.dtype) for k, v in own.items()}
     with torch.no_grad():
         for k, v in own.items():
-            v.copy_(tensors[k])
+            v.copy_(values[k])

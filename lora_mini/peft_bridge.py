@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import torch
@@ -22,7 +23,9 @@ import torch.nn as nn
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .lora import LORA_PARAMETERS, _check_hparams, _lora_layers, _uniform_settings, inject_lora
+from . import checks
+from .errors import AdapterFileError, LoraValueError
+from .lora import LORA_PARAMETERS, _lora_layers, _uniform_settings, inject_lora
 from .quant import QuantLinear
 
 CONFIG_NAME = "adapter_config.json"
@@ -40,7 +43,7 @@ def _dropout(model: nn.Module) -> float:
     rates = {layer.lora_dropout.p if isinstance(layer.lora_dropout, nn.Dropout) else 0.0
              for layer in _lora_layers(model).values()}
     if len(rates) > 1:
-        raise ValueError(f"LoRA layers use several dropout rates {sorted(rates)}; a PEFT config holds one")
+        raise LoraValueError(f"LoRA layers use several dropout rates {sorted(rates)}; a PEFT config holds one")
     return rates.pop()
 
 
@@ -49,16 +52,20 @@ def export_peft(model: nn.Module, directory: str | os.PathLike) -> Path:
 
     ``target_modules`` lists the qualified layer names, so PEFT adapts exactly these layers.
     Returns the directory. PiSSA adapters and merged layers are refused with a ValueError.
+    All or nothing: both files are written under temporary names first; then the old config goes,
+    the weights are renamed into place and the config last, so a reader never finds new weights
+    beside an old config (at worst, after a crash, a folder without a config, which import_peft refuses).
     """
+    checks.model(model, "export_peft")
+    directory = checks.path("directory", directory, "'my-adapter'")
     settings = _uniform_settings(model)  # raises for no LoRA, or layers with different settings
     if settings["init_lora_weights"] == "pissa":
-        raise ValueError(
+        raise LoraValueError(
             "a PiSSA adapter only works on the residual base it was cut from, and PEFT would load it onto the "
             "original base; export plain LoRA, rsLoRA or DoRA, or save the whole model (model.state_dict())"
         )
     layers = _lora_layers(model)
-    if any(layer.merged for layer in layers.values()):
-        raise ValueError("export_peft needs unmerged layers; call unmerge_lora(model) first")
+    checks.unmerged(list(layers.values()), "export_peft")
     config = {
         "peft_type": "LORA",
         "task_type": None,
@@ -81,31 +88,60 @@ def export_peft(model: nn.Module, directory: str | os.PathLike) -> Path:
         for part in LORA_PARAMETERS
         if hasattr(layer, part)
     }
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, directory / WEIGHTS_NAME, metadata={"format": "pt"})
-    (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+    _write_folder(directory, tensors, json.dumps(config, indent=2) + "\n")
     return directory
+
+
+def _write_folder(directory: Path, tensors: dict[str, torch.Tensor], config_text: str) -> None:
+    """Both files or neither: temporaries first, then config out, weights in, config in."""
+    if directory.exists() and not directory.is_dir():
+        raise AdapterFileError(f"{directory} is a file; export_peft writes a folder, pass a folder name")
+    created = not directory.exists()
+    temps: list[str] = []
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".peft-", suffix=".tmp")
+            os.close(fd)
+            temps.append(tmp)
+        save_file(tensors, temps[0], metadata={"format": "pt"})
+        Path(temps[1]).write_text(config_text)
+        (directory / CONFIG_NAME).unlink(missing_ok=True)  # from here on the folder holds no config ...
+        os.replace(temps[0], directory / WEIGHTS_NAME)
+        os.replace(temps[1], directory / CONFIG_NAME)  # ... until the new one, last
+    except OSError as e:
+        raise AdapterFileError(f"cannot write the adapter into {directory} ({e}); choose another folder") from e
+    finally:
+        for tmp in temps:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        if created and directory.is_dir() and not any(directory.iterdir()):
+            directory.rmdir()  # a failed export into a new folder leaves no empty folder behind
 
 
 def _read_config(directory: Path) -> dict:
     """adapter_config.json, checked for the options lora_mini has; a ValueError names any other."""
     for name in (CONFIG_NAME, WEIGHTS_NAME):
         if not (directory / name).is_file():
-            raise ValueError(f"no {name} in {directory}; pass the directory that save_pretrained() wrote")
-    try:
-        config = json.loads((directory / CONFIG_NAME).read_text())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"{directory / CONFIG_NAME} is not valid JSON ({e})") from e
+            raise AdapterFileError(f"no {name} in {directory}; pass the directory that save_pretrained() wrote")
+    config = checks.read_json(directory / CONFIG_NAME)
     if not isinstance(config, dict) or config.get("peft_type") != "LORA":
-        raise ValueError(f"{directory} holds no LoRA adapter (peft_type must be 'LORA')")
+        raise AdapterFileError(f"{directory} holds no LoRA adapter (peft_type must be 'LORA')")
     used = [key for key in UNSUPPORTED if config.get(key)]
     if config.get("bias", "none") != "none":
         used.append(f"bias={config['bias']!r}")
-    if config.get("init_lora_weights", True) not in INITS:
+    init = config.get("init_lora_weights", True)
+    if not isinstance(init, (bool, str)) or init not in INITS:
         used.append(f"init_lora_weights={config['init_lora_weights']!r} (it changes the base weights)")
     if used:
-        raise ValueError(f"{directory} uses PEFT options lora_mini does not have: {used}; train it without them")
+        raise AdapterFileError(f"{directory} uses PEFT options lora_mini does not have: {used}; train it without them")
+    for key in ("use_rslora", "use_dora"):
+        if not isinstance(config.get(key, False), bool):
+            raise AdapterFileError(f"{directory / CONFIG_NAME}: {key} is {config[key]!r}, must be true or false")
+    try:
+        checks.hparams(config.get("r"), config.get("lora_alpha"), config.get("lora_dropout") or 0.0)
+    except (ValueError, TypeError) as e:
+        raise AdapterFileError(f"{directory / CONFIG_NAME}: {e} (r, lora_alpha, lora_dropout as PEFT names them)") from None
     return config
 
 
@@ -120,7 +156,7 @@ def _split_keys(tensors: dict[str, torch.Tensor], directory: Path) -> dict[str, 
             continue
         layers.setdefault(key[len(PREFIX) : -len(SUFFIXES[part])], {})[part] = tensor
     if unknown or not layers:
-        raise ValueError(f"{directory / WEIGHTS_NAME} holds tensors other than LoRA A, B, DoRA magnitudes: {unknown}")
+        raise AdapterFileError(f"{directory / WEIGHTS_NAME} holds tensors other than LoRA A, B, DoRA magnitudes: {unknown}")
     return layers
 
 
@@ -140,7 +176,7 @@ def _check_fits(model: nn.Module, layers: dict[str, dict[str, torch.Tensor]], r:
         if got != want:
             problems.append(f"{name}: file has {got}, the model needs {want}")
     if problems:
-        raise ValueError("the PEFT adapter does not fit this model:\n  " + "\n  ".join(problems))
+        raise AdapterFileError("the PEFT adapter does not fit this model:\n  " + "\n  ".join(problems))
 
 
 def import_peft(model: nn.Module, directory: str | os.PathLike) -> list[str]:
@@ -151,25 +187,32 @@ def import_peft(model: nn.Module, directory: str | os.PathLike) -> list[str]:
     the tensors in. Returns the adapted layer names.
     Anything that does not fit raises a ValueError before the model changes.
     """
-    directory = Path(directory)
+    checks.model(model, "import_peft")
+    directory = checks.path("directory", directory, "'my-adapter'")
     config = _read_config(directory)
     try:
         tensors = load_file(directory / WEIGHTS_NAME)
-    except (SafetensorError, ValueError, OSError) as e:
-        raise ValueError(f"{directory / WEIGHTS_NAME} is not a readable safetensors file ({e})") from e
+    except (SafetensorError, ValueError, OSError, MemoryError) as e:
+        raise AdapterFileError(f"{directory / WEIGHTS_NAME} is not a readable safetensors file ({e})") from e
+    checks.not_serving(model, "import_peft")
     if _lora_layers(model):
-        raise ValueError("import_peft injects the adapter itself; pass a base without LoRA layers, e.g. load_base()")
+        raise LoraValueError("import_peft injects the adapter itself; pass a base without LoRA layers, e.g. load_base()")
     layers = _split_keys(tensors, directory)
-    r, alpha, dropout = config.get("r"), config.get("lora_alpha"), config.get("lora_dropout", 0.0)
-    _check_hparams(r, alpha, dropout)
-    use_dora = bool(config.get("use_dora", False))
+    r, alpha, dropout = config["r"], config["lora_alpha"], config.get("lora_dropout") or 0.0
+    use_dora, use_rslora = config.get("use_dora", False), config.get("use_rslora", False)
     _check_fits(model, layers, r, use_dora)
+    modules = dict(model.named_modules())
+    dtypes = {n: modules[n].weight.dtype if isinstance(modules[n], nn.Linear) else torch.float32 for n in layers}
+    values = {  # every tensor checked (floating, finite, cast only where exact) before the model changes
+        name: {part: checks.loaded_tensor(str(directory / WEIGHTS_NAME), PREFIX + name + SUFFIXES[part], t, dtypes[name])
+               for part, t in parts.items()}
+        for name, parts in layers.items()
+    }
     order = [n for n, _ in model.named_modules() if n in layers]  # model order
-    use_rslora = bool(config.get("use_rslora", False))
     names = inject_lora(model, order, r, alpha, dropout, use_rslora=use_rslora, use_dora=use_dora)
     with torch.no_grad():
         for name in names:
             layer = model.get_submodule(name)
-            for part, tensor in layers[name].items():
+            for part, tensor in values[name].items():
                 getattr(layer, part).copy_(tensor)
     return names

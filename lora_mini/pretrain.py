@@ -13,7 +13,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
+
+from . import checks
+from .errors import AdapterFileError
 
 from .model import GPTConfig, ToyGPT
 from .tasks import BASE_TASKS, DOWNSTREAM_TASKS
@@ -48,18 +52,36 @@ def save_base(model: ToyGPT, path: Path = BASE_PATH) -> dict[str, float]:
 
 def load_base(path: str | Path = BASE_PATH) -> ToyGPT:
     """The pretrained toy base that ships with lora_mini, in eval mode, on CUDA when available."""
-    with safe_open(path, framework="pt") as f:
-        config = GPTConfig(**json.loads(f.metadata()["config"]))
-    with torch.device("meta"):  # no memory, no random init: the file supplies every tensor
-        model = ToyGPT(config)
-    model.load_state_dict(load_file(path), assign=True)
+    path = checks.path("path", path, "lora_mini.BASE_PATH")
+    config = GPTConfig(**_base_meta(path, "config", dict))
+    try:
+        with torch.device("meta"):  # no memory, no random init: the file supplies every tensor
+            model = ToyGPT(config)
+        model.load_state_dict(load_file(path), assign=True)
+    except (RuntimeError, TypeError, ValueError, SafetensorError) as e:
+        raise AdapterFileError(f"{path}: its tensors do not fit its own config ({str(e)[:300]})") from e
     return model.to(default_device()).eval()
 
 
 def base_accuracy(path: str | Path = BASE_PATH) -> dict[str, float]:
     """The per-task exact match recorded in the checkpoint when it was made."""
-    with safe_open(path, framework="pt") as f:
-        return json.loads(f.metadata()["accuracy"])
+    return _base_meta(checks.path("path", path, "lora_mini.BASE_PATH"), "accuracy", dict)
+
+
+def _base_meta(path: Path, key: str, kind: type) -> dict:
+    """One JSON field of a base checkpoint's metadata; an AdapterFileError if the file is not a base."""
+    fix = "load_base() takes a base checkpoint written by save_base(), not an adapter (use load_adapter for those)"
+    try:
+        with safe_open(path, framework="pt") as f:
+            text = (f.metadata() or {}).get(key)
+        value = None if text is None else json.loads(text)
+    except (SafetensorError, OSError, ValueError, RecursionError) as e:
+        raise AdapterFileError(f"{path} is not a readable safetensors file ({str(e)[:200]}); {fix}") from e
+    if not isinstance(value, kind):
+        raise AdapterFileError(f"{path} has no {key!r} in its metadata: it is not a base checkpoint; {fix}")
+    if key == "config" and set(value) - set(asdict(BASE_CONFIG)):
+        raise AdapterFileError(f"{path}: unknown config fields {sorted(set(value) - set(asdict(BASE_CONFIG)))}; {fix}")
+    return value
 
 
 def main() -> None:

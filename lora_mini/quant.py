@@ -23,6 +23,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import checks
+from .errors import LoraTypeError, LoraValueError
+
 KINDS = ("nf4", "int8")
 BLOCK_SIZE = 64  # numbers per absmax block, as in QLoRA
 
@@ -51,10 +54,11 @@ def max_rounding_error(kind: str) -> float:
 
 
 def _check_kind(kind: object, block_size: object) -> None:
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS} (4-bit NormalFloat or 8-bit integers), got {kind!r}")
-    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 2 or block_size % 2:
-        raise ValueError(f"block_size must be an even integer >= 2 (QLoRA uses 64), got {block_size!r}")
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise LoraValueError(f"kind must be one of {KINDS} (4-bit NormalFloat or 8-bit integers), got {kind!r}")
+    checks.integer("block_size", block_size, 2, "block_size=64 as in QLoRA", hi=checks.MAX_BLOCK_SIZE)
+    if block_size % 2:
+        raise LoraValueError(f"block_size must be an even integer (two 4-bit codes per byte), e.g. 64, got {block_size}")
 
 
 def quantize_blockwise(
@@ -133,7 +137,7 @@ class QuantLinear(nn.Module):
     def __init__(self, linear: nn.Linear, kind: str = "nf4", block_size: int = BLOCK_SIZE) -> None:
         super().__init__()
         if not isinstance(linear, nn.Linear):
-            raise TypeError(f"QuantLinear quantises an nn.Linear, got {type(linear).__name__}")
+            raise LoraTypeError(f"QuantLinear quantises an nn.Linear, got {type(linear).__name__}")
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.kind, self.block_size = kind, block_size
         codes, absmax = quantize_blockwise(linear.weight, kind, block_size)
@@ -192,25 +196,30 @@ def quantize_base(model: nn.Module, kind: str = "nf4", block_size: int = BLOCK_S
     """
     from .lora import LoRALinear  # lora.py imports this module, so import here
 
+    checks.model(model, "quantize_base")
     _check_kind(kind, block_size)
     if any(isinstance(m, (LoRALinear, QuantLinear)) for m in model.modules()):
-        raise ValueError(
+        raise LoraValueError(
             "quantize_base needs a plain float base, but this model already has LoRA or quantised layers; "
             "start from a fresh base: model = load_base(); quantize_base(model); inject_lora(model, ...)"
         )
     names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
     if not names:
-        raise ValueError("model has no nn.Linear layers to quantise")
+        raise LoraValueError("model has no nn.Linear layers to quantise")
+    broken = [n for n in names if not bool(torch.isfinite(model.get_submodule(n).weight).all())]
+    if broken:
+        raise LoraValueError(f"the weights of {broken} hold NaN or inf; quantise a finite base (load_base())")
     fp32 = stored = 0
-    errors = []
-    for name in names:
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name)
-        linear = getattr(parent, child)
+    errors, quantised = [], {}
+    for name in names:  # every layer quantised before the model changes
+        linear = model.get_submodule(name)
         q = QuantLinear(linear, kind, block_size)
         errors.append((linear.weight.detach().float() - q.dequantize()).abs().flatten())
         fp32 += linear.weight.numel() * 4
         stored += q.stored_bytes()
-        setattr(parent, child, q)
+        quantised[name] = q
+    for name, q in quantised.items():
+        parent_name, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent_name), child, q)
     error = torch.cat(errors)  # (all Linear weights,)
     return QuantReport(kind, len(names), fp32, stored, error.max().item(), error.mean().item())

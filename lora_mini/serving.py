@@ -22,6 +22,8 @@ from typing import Iterator, Sequence
 import torch
 import torch.nn as nn
 
+from . import checks
+from .errors import LoraStateError, LoraTypeError, LoraValueError
 from .lora import LoRALinear, _lora_layers, _one_config, load_adapter, lora_state_dict
 
 
@@ -44,7 +46,7 @@ class MixedLoRALinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, ..., in) -> (batch, ..., out); row i uses adapter which[i]."""
         if x.shape[0] != self.which.shape[0]:
-            raise ValueError(
+            raise LoraValueError(
                 f"the batch has {x.shape[0]} rows but `which` names an adapter for {self.which.shape[0]}; "
                 "pass one adapter index per row"
             )
@@ -67,14 +69,14 @@ def _check_which(which: object, n_adapters: int) -> torch.Tensor:
         try:
             which = torch.as_tensor(which)
         except (TypeError, ValueError, RuntimeError) as e:
-            raise ValueError(f"`which` must be a 1-D LongTensor of adapter indices, got {which!r}") from e
+            raise LoraTypeError(f"`which` must be a 1-D LongTensor of adapter indices, got {which!r}") from e
     if which.dtype.is_floating_point or which.dtype.is_complex or which.dtype == torch.bool:
-        raise ValueError(f"`which` must hold integer adapter indices (a LongTensor), got dtype {which.dtype}")
+        raise LoraTypeError(f"`which` must hold integer adapter indices (a LongTensor), got dtype {which.dtype}")
     if which.dim() != 1 or which.numel() == 0:
-        raise ValueError(f"`which` must be 1-D with one adapter index per batch row, got shape {tuple(which.shape)}")
+        raise LoraValueError(f"`which` must be 1-D with one adapter index per batch row, got shape {tuple(which.shape)}")
     lo, hi = int(which.min()), int(which.max())
     if lo < 0 or hi >= n_adapters:
-        raise ValueError(
+        raise LoraValueError(
             f"`which` holds indices {lo}..{hi} but there are {n_adapters} adapters (valid: 0..{n_adapters - 1})"
         )
     return which.long()
@@ -121,16 +123,20 @@ def mixed_adapters(
     ``which`` of the wrong type or out of range) raises ValueError before anything changes.
     On exit the model's own LoRA layers, with their own A and B, are back exactly as they were.
     """
-    if isinstance(adapters, (str, os.PathLike)) or not isinstance(adapters, Sequence) or len(adapters) == 0:
-        raise ValueError(f"`adapters` must be a non-empty list of adapter file paths, got {adapters!r}")
+    checks.model(model, "mixed_adapters")
+    if isinstance(adapters, (str, os.PathLike)) or not isinstance(adapters, Sequence):
+        raise LoraTypeError(f"`adapters` must be a non-empty list of adapter file paths, got {adapters!r}")
+    if len(adapters) == 0:
+        raise LoraValueError("`adapters` must be a non-empty list of adapter file paths, got []")
+    checks.not_serving(model, "mixed_adapters")
     _one_config(model)  # raises if the model has no LoRA layers, or several (r, alpha) settings
     layers = _lora_layers(model)
     if any(layer.merged for layer in layers.values()):
-        raise ValueError(
+        raise LoraStateError(
             "mixed_adapters needs unmerged layers (each row adds its own B·A); call unmerge_lora(model) first"
         )
     if any(layer.disabled for layer in layers.values()):
-        raise ValueError("mixed_adapters cannot run inside disable_lora(model); leave that block first")
+        raise LoraStateError("mixed_adapters cannot run inside disable_lora(model); leave that block first")
     which = _check_which(which, len(adapters))
     stacks = _stack_adapters(model, adapters)  # validates every file; model unchanged afterwards
 

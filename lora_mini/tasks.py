@@ -17,6 +17,8 @@ from typing import Callable, Sequence
 
 import torch
 
+from .errors import LoraValueError
+
 N_DIGITS = 10  # token ids 0..9 are the digits
 SEP = 10  # token id of "="
 SEQ_LEN = 8  # digits per input
@@ -54,7 +56,7 @@ EVAL_SEED = 12345
 
 def _check_task(task: str) -> None:
     if task not in TASK_FNS:
-        raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASK_FNS)}")
+        raise LoraValueError(f"unknown task {task!r}; choose one of {sorted(TASK_FNS)}")
 
 
 def encode(task: str, x: torch.Tensor) -> Batch:
@@ -128,8 +130,8 @@ def exact_match(model: torch.nn.Module, task: str, n_examples: int = 512) -> flo
 def complete(model: torch.nn.Module, task: str, digits: Sequence[int]) -> list[int]:
     """Greedy answer of ``model`` to one input: SEQ_LEN digits in, SEQ_LEN digits out."""
     _check_task(task)
-    if len(digits) != SEQ_LEN or not all(isinstance(d, int) and 0 <= d < N_DIGITS for d in digits):
-        raise ValueError(f"digits must be {SEQ_LEN} integers in 0..9, got {list(digits)!r}")
+    if not isinstance(digits, (list, tuple)) or len(digits) != SEQ_LEN or not all(isinstance(d, int) and 0 <= d < N_DIGITS for d in digits):
+        raise LoraValueError(f"digits must be a list of {SEQ_LEN} integers in 0..9, e.g. [3, 1, 4, 1, 5, 9, 2, 6], got {digits!r}")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

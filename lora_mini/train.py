@@ -10,6 +10,8 @@ from typing import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from . import checks
+from .errors import LoraValueError
 from .tasks import Batch, exact_match, make_batch
 
 
@@ -55,12 +57,15 @@ def train(
     "params" and optionally its own "lr", together holding exactly the parameters that
     require grad, e.g. ``loraplus_param_groups(model, lr)`` for LoRA+ (B at ratio × lr).
     """
-    device = default_device()
-    model.to(device).train()
+    _check_arguments(model, data, steps, lr, batch_size, weight_decay, seed, eval_tasks, eval_every, stop_at,
+                     callback, progress)  # every argument, before the first step changes anything
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
-        raise ValueError("no parameter requires grad: nothing to train (did you freeze everything?)")
+        raise LoraValueError("no parameter requires grad: nothing to train (did you freeze everything?)")
     groups = [{"params": params}] if param_groups is None else _check_groups(params, param_groups)
+    eval_tasks = checks.tasks("eval_tasks", eval_tasks, allow_empty=True)
+    device = default_device()
+    model.to(device).train()
     opt = torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
     g = torch.Generator().manual_seed(seed)
     hist = History(accuracy={t: [] for t in eval_tasks})
@@ -81,15 +86,47 @@ def train(
     return hist
 
 
+def _check_arguments(model, data, steps, lr, batch_size, weight_decay, seed, eval_tasks, eval_every, stop_at,
+                     callback, progress) -> None:
+    """Every argument of train(), checked before anything changes; raises an error from lora_mini.errors."""
+    from .lora import _lora_layers
+
+    checks.model(model, "train")
+    checks.not_serving(model, "train")
+    layers = list(_lora_layers(model).values())
+    checks.unmerged(layers, "train")  # a merged layer has no B·A path for gradients to reach
+    checks.enabled(layers, "train")  # nor has a disabled one
+    if isinstance(data, tuple) and data and isinstance(data[0], torch.Tensor):
+        config = getattr(model, "config", None)
+        checks.dataset(data, getattr(config, "vocab_size", 2**62), getattr(config, "block_size", 2**62))
+    else:
+        checks.tasks("data", data)
+    checks.integer("steps", steps, 1, "steps=300")
+    checks.number("lr", lr, "lr=1e-2")
+    checks.integer("batch_size", batch_size, 1, "batch_size=64", hi=2**16)
+    checks.number("weight_decay", weight_decay, "weight_decay=0.0", lo=0.0, lo_open=False)
+    checks.integer("seed", seed, 0, "seed=0", hi=2**63 - 1)
+    checks.tasks("eval_tasks", eval_tasks, allow_empty=True)
+    checks.integer("eval_every", eval_every, 0, "eval_every=50 (0: only at the end)")
+    if stop_at is not None:
+        checks.number("stop_at", stop_at, "stop_at=0.95", lo=0.0, hi=1.0, lo_open=False, hi_open=False)
+    checks.callback(callback)
+    checks.flag("progress", progress)
+
+
 def _check_groups(params: list[torch.nn.Parameter], param_groups: Sequence[dict]) -> list[dict]:
     """The groups as AdamW takes them (fresh dicts, "params" as lists); a ValueError if they do not hold
     exactly ``params``, the trainable parameters, each once."""
-    if isinstance(param_groups, dict) or not all(isinstance(g, dict) and "params" in g for g in param_groups):
-        raise ValueError("param_groups must be a list of dicts with 'params', e.g. loraplus_param_groups(model, lr)")
-    groups = [{**g, "params": list(g["params"])} for g in param_groups]
+    if not isinstance(param_groups, (list, tuple)) or not all(isinstance(g, dict) and "params" in g for g in param_groups):
+        raise LoraValueError("param_groups must be a list of dicts with 'params', e.g. loraplus_param_groups(model, lr)")
+    for g in param_groups:
+        if "lr" in g:
+            checks.number("the 'lr' of a param group", g["lr"], "lr=1e-3")
+    groups = [{**g, "params": [g["params"]] if isinstance(g["params"], torch.Tensor) else list(g["params"])}
+              for g in param_groups]
     given = [id(p) for g in groups for p in g["params"]]
     if len(given) != len(set(given)) or set(given) != {id(p) for p in params}:
-        raise ValueError(
+        raise LoraValueError(
             "param_groups must hold every parameter that requires grad exactly once, and nothing else; "
             "build them from this model after inject_lora, e.g. loraplus_param_groups(model, lr)"
         )
@@ -116,7 +153,8 @@ def _next_batch(data: str | Sequence[str] | Batch, batch_size: int, g: torch.Gen
 
 def evaluate(model: torch.nn.Module, tasks: str | Sequence[str]) -> dict[str, float]:
     """Held-out exact match of ``model`` on each task: {task: accuracy in [0, 1]}."""
-    tasks = [tasks] if isinstance(tasks, str) else list(tasks)
+    checks.model(model, "evaluate")
+    tasks = checks.tasks("tasks", tasks)
     return {t: exact_match(model, t) for t in tasks}
 
 

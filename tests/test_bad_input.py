@@ -5,7 +5,7 @@ import torch.nn as nn
 from conftest import assert_same, snapshot
 from safetensors.torch import save_file
 
-from lora_mini import LoRALinear, inject_lora, load_adapter, load_base, merge_lora, save_adapter
+from lora_mini import LoRALinear, LoraTypeError, LoraValueError, inject_lora, load_adapter, load_base, merge_lora, save_adapter
 
 QV = ["q_proj", "v_proj"]
 
@@ -20,17 +20,25 @@ QV = ["q_proj", "v_proj"]
         (dict(r="4"), "r must be a positive integer"),
         (dict(alpha=0), "alpha must be a positive number"),
         (dict(alpha=-1.0), "alpha must be a positive number"),
+        (dict(alpha=float("inf")), "alpha must be a positive number"),
+        (dict(alpha=float("nan")), "alpha must be a positive number"),
+        (dict(alpha="8"), "alpha must be a positive number"),
         (dict(dropout=1.0), "dropout must be in [0, 1)"),
         (dict(dropout=-0.1), "dropout must be in [0, 1)"),
+        (dict(dropout=float("nan")), "dropout must be in [0, 1)"),
     ],
 )
 def test_bad_hyperparameters(base, kwargs, words):
+    """A value of the right type that can't work is a LoraValueError; a wrong type (r=2.5, r="4") a LoraTypeError."""
     before = snapshot(base)
     args = dict(r=4, alpha=8, dropout=0.0) | kwargs
-    with pytest.raises(ValueError, match=words.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+    value = next(iter(kwargs.values()))
+    error = LoraTypeError if isinstance(value, (str, bool)) or (isinstance(value, float) and "r" in kwargs) else LoraValueError
+    with pytest.raises(error, match=words.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")) as err:
         inject_lora(base, QV, **args)
+    assert repr(value) in str(err.value)  # the message names the bad value
     assert_same(before, snapshot(base))
-    with pytest.raises(ValueError):
+    with pytest.raises(error):
         LoRALinear(nn.Linear(3, 3), **args)
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lora_mini import inject_lora, load_adapter, load_base, lora_state_dict, merge_lora, save_adapter
+from lora_mini import LoraTypeError, LoraValueError, inject_lora, load_adapter, load_base, lora_state_dict, merge_lora, save_adapter
 from lora_mini.lora import LoRALinear, disable_lora
 from lora_mini.serving import MixedLoRALinear, mixed_adapters
 from lora_mini.tasks import make_batch
@@ -135,7 +135,8 @@ def test_wrong_batch_size_raises_inside_and_restores(model, adapter_files):
 )
 def test_bad_which_raises_and_changes_nothing(model, adapter_files, which, message):
     snap = _snapshot(model)
-    with pytest.raises(ValueError, match=message):
+    error = LoraTypeError if message in ("integer adapter indices", "LongTensor") else LoraValueError
+    with pytest.raises(error, match=message):
         with mixed_adapters(model, adapter_files, which):
             pass
     _assert_unchanged(model, snap)
@@ -168,8 +169,8 @@ def test_incompatible_file_raises_and_changes_nothing(model, adapter_files, tmp_
 
 
 def test_bad_adapters_argument(model, adapter_files):
-    for bad in ([], adapter_files[0], str(adapter_files[0])):
-        with pytest.raises(ValueError, match="non-empty list of adapter file paths"):
+    for bad, error in (([], LoraValueError), (adapter_files[0], LoraTypeError), (str(adapter_files[0]), LoraTypeError)):
+        with pytest.raises(error, match="non-empty list of adapter file paths"):
             with mixed_adapters(model, bad, torch.tensor([0])):
                 pass
 

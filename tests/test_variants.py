@@ -295,8 +295,9 @@ def test_loraplus_bad_input(base):
     with pytest.raises(ValueError, match="no LoRA layers"):
         loraplus_param_groups(base, lr=1e-3)
     inject_lora(base, QV, r=4, alpha=8)
-    for kwargs in (dict(lr=0), dict(lr=1e-3, loraplus_lr_ratio=-1), dict(lr="1e-3")):
-        with pytest.raises(ValueError, match="must be a positive number"):
+    for kwargs, error in ((dict(lr=0), ValueError), (dict(lr=1e-3, loraplus_lr_ratio=-1), ValueError),
+                          (dict(lr=float("inf")), ValueError), (dict(lr="1e-3"), TypeError)):
+        with pytest.raises(error, match="must be a positive number"):
             loraplus_param_groups(base, **kwargs)
 
 
