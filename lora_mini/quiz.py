@@ -537,44 +537,137 @@ def show_quiz(name_or_path: str | Path, shuffle: bool = True, seed: int | None =
     display(Quiz(load_questions(path), shuffle=shuffle, seed=seed, title=_title(path.stem)))
 
 
-class Review(Quiz):
-    """Every question of the course, shuffled, with a first-try score per notebook and a link to it."""
+def _close_tree(widget) -> None:
+    """Close a widget, its children and its layout/style models, so the frontend drops them all."""
+    for child in getattr(widget, "children", ()):
+        _close_tree(child)
+    for part in ("layout", "style"):
+        sub = getattr(widget, part, None)
+        if sub is not None and hasattr(sub, "close"):
+            sub.close()
+    widget.close()
+
+
+class Review:
+    """Every question of the course, shuffled, shown ONE at a time, with a first-try score per notebook.
+
+    Previous / Next walk through the questions and a selector jumps to a notebook's first question.
+    Only the question on screen has widgets (about 25 widget models in all, whatever the bank's size):
+    a page holding every question at once made thousands, which JupyterLab did not always render.
+    ``first_try[i]`` remembers question i's first Check across visits to it.
+    """
 
     def __init__(self, seed: int | None = None, notebook_dir: str = "") -> None:
         import ipywidgets as W
 
         items = [(name, q) for name in quiz_names() for q in load_questions(name)]
-        random.Random(seed).shuffle(items)
+        rng = random.Random(seed)
+        rng.shuffle(items)
         self.topics = [name for name, _ in items]
+        self.questions = [q for _, q in items]
+        self.orders = []
+        for q in self.questions:
+            order = list(range(len(q["answers"]))) if q["type"] != "numeric" else []
+            rng.shuffle(order)
+            self.orders.append(order)
+        self.first_try: list[bool | None] = [None] * len(self.questions)
+        from .progress import summary  # earlier visits' first tries, as saved when this review opened
+
+        self.earlier = summary({name: load_questions(name) for name in set(self.topics)})
         self.notebook_dir = notebook_dir
+        self.index, self.card = 0, None
+        self.prev_button = W.Button(description="◀ Previous", tooltip="The previous question")
+        self.next_button = W.Button(description="Next ▶", tooltip="The next question")
+        self.position = W.HTML(value="")
+        names = list(dict.fromkeys(sorted(self.topics)))
+        self.jump = W.Dropdown(options=[("jump to a notebook…", "")] + [(_title(n), n) for n in names], value="")
+        self.prev_button.on_click(lambda _: self.go(self.index - 1))
+        self.next_button.on_click(lambda _: self.go(self.index + 1))
+        self.jump.observe(self._jump, names="value")
+        for w, cls in [(self.prev_button, "prev"), (self.next_button, "next"), (self.jump, "jump")]:
+            w.add_class(f"lora-review-{cls}")
+        self.holder = W.VBox([])
+        self.score_label = W.HTML(value="")
+        self.score_label.add_class("lora-quiz-score")
         self.topic_table = W.HTML(value="")
         self.topic_table.add_class("lora-quiz-topics")
-        super().__init__([q for _, q in items], shuffle=True, seed=seed, title="review of the whole course")
-        self.widget.children = (*self.widget.children, self.topic_table)
+        heading = W.HTML(value=f"{_CSS}<b>Quiz: review of the whole course</b> ({len(self.questions)} questions, "
+                               f"one at a time; the score counts answers right on the first Check.)")
+        nav = W.HBox([self.prev_button, self.position, self.next_button, self.jump])
+        self.widget = W.VBox([heading, nav, self.holder, self.score_label, self.topic_table])
+        self.widget.add_class("lora-quiz")
+        self.go(0)
+
+    def go(self, i: int) -> QuestionCard:
+        """Show question i (0-based, clamped to the bank) in place of the one on screen."""
+        i = max(0, min(int(i), len(self.questions) - 1))
+        if self.card is not None:
+            _close_tree(self.card.widget)
+        self.index = i
+        self.card = QuestionCard(self.questions[i], i + 1, self.orders[i], self._record)
+        self.card.first_try = self.first_try[i]
+        self.card.notebook = self.topics[i]  # a first try here is saved under the question's own notebook
+        self.holder.children = (self.card.widget,)
+        self.position.value = f"question {i + 1} of {len(self.questions)} · from <i>{html.escape(_title(self.topics[i]))}</i>"
+        self.prev_button.disabled = i == 0
+        self.next_button.disabled = i == len(self.questions) - 1
+        self._update_score()
+        return self.card
+
+    def _jump(self, change) -> None:
+        if change["new"]:
+            self.go(self.topics.index(change["new"]))
+            self.jump.value = ""
+
+    def _record(self) -> None:
+        self.first_try[self.index] = self.card.first_try
+        self._update_score()
+
+    @property
+    def score(self) -> int:
+        """Questions whose first Check was right."""
+        return sum(t is True for t in self.first_try)
 
     def topic_scores(self) -> dict[str, tuple[int, int, int]]:
         """{notebook: (right on first try, checked, questions)}."""
         scores = {name: [0, 0, 0] for name in dict.fromkeys(sorted(self.topics))}
-        for name, card in zip(self.topics, self.cards):
-            scores[name][0] += card.first_try is True
-            scores[name][1] += card.first_try is not None
+        for name, first in zip(self.topics, self.first_try):
+            scores[name][0] += first is True
+            scores[name][1] += first is not None
             scores[name][2] += 1
         return {name: (a, b, c) for name, (a, b, c) in scores.items()}
 
     def _update_score(self) -> None:
-        super()._update_score()
-        if not hasattr(self, "topic_table"):
-            return  # still being built
+        self.score_label.value = f"{self.score} / {len(self.questions)} correct on first try"
         rows = "".join(
             f"<tr><td><a href='{self.notebook_dir}{name}.ipynb' target='_blank'>{html.escape(name)}</a></td>"
-            f"<td>{right} / {checked} checked</td><td>{total} questions</td></tr>"
+            f"<td>{right} / {checked} checked</td><td>{total} questions</td><td>{self._earlier(name)}</td></tr>"
             for name, (right, checked, total) in self.topic_scores().items()
         )
-        self.topic_table.value = f"<b>Score per notebook</b> (right on first try)<table>{rows}</table>"
+        self.topic_table.value = (f"<b>Score per notebook</b> (right on first try)<table>{rows}</table>"
+                                  "<i>Earlier visits: first tries saved by the quizzes (lora_mini.progress); "
+                                  "<code>clear_progress()</code> forgets them.</i>")
+
+    def _earlier(self, name: str) -> str:
+        if name not in self.earlier:
+            return "earlier visits: none saved"
+        right, tried, when = self.earlier[name]
+        return f"earlier visits: {right} / {tried} right on first try (latest {when})"
+
+    def text(self) -> str:
+        """Every question as readable text in the order shown, without answers or feedback."""
+        return _text_view(self.questions, self.orders, "review of the whole course")
+
+    def __repr__(self) -> str:
+        return self.text()
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        bundle = self.widget._repr_mimebundle_() or {}
+        return {**bundle, "text/plain": self.text(), "text/markdown": self.text()}
 
 
 def show_review(seed: int | None = None) -> None:
-    """Show every question of the course, shuffled, with a score per notebook (for 12_review.ipynb)."""
+    """Show every question of the course, shuffled, one at a time, with a score per notebook (12_review.ipynb)."""
     from IPython.display import display
 
     display(Review(seed=seed))

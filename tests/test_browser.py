@@ -115,11 +115,20 @@ def _answer_first_multiple_choice(page, stem: str) -> None:
     """Wrong answer: explanation, score unchanged. Try again, right answer: "Correct"."""
     from lora_mini import Quiz, Review, load_questions
 
-    quiz = Review(seed=0) if stem == "12_review" else Quiz(load_questions(stem), seed=0)  # as the notebook shows it
-    n, card = next((i, c) for i, c in enumerate(quiz.cards) if c.question["type"] == "multiple_choice")
+    if stem == "12_review":  # one question at a time: walk with Next to the first multiple-choice one
+        review = Review(seed=0)  # as the notebook shows it
+        n = next(i for i, q in enumerate(review.questions) if q["type"] == "multiple_choice")
+        card = review.go(n)
+        for k in range(n):
+            page.locator(".lora-review-next button, button.lora-review-next").first.click()
+            page.wait_for_function(f"() => document.body.innerText.includes('question {k + 2} of')", timeout=20_000)
+        shown = page.locator(".lora-quiz-card").first
+    else:
+        quiz = Quiz(load_questions(stem), seed=0)  # as the notebook shows it
+        n, card = next((i, c) for i, c in enumerate(quiz.cards) if c.question["type"] == "multiple_choice")
+        shown = page.locator(".lora-quiz-card").nth(n)
     wrong = next(k for k, a in enumerate(card.options) if not a["correct"])
     right = next(k for k, a in enumerate(card.options) if a["correct"])
-    shown = page.locator(".lora-quiz-card").nth(n)
     shown.scroll_into_view_if_needed()
     labels = shown.locator(".widget-radio-box label")
     assert labels.count() == len(card.options)
@@ -174,3 +183,28 @@ def _run_and_use(lab, page, name: str, stem: str) -> None:
     first.scroll_into_view_if_needed()
     page.screenshot(path=ARTIFACTS / f"{stem}.png")
     print(f"{name}: Run All Cells took {seconds:.1f} s in the browser; {moved} controls moved, quiz answered")
+
+
+def test_review_renders_on_every_opening(lab, chromium):
+    """The review once held every question at once (thousands of widget models) and failed to render in
+    about one opening in six. Paged, it must render on every one of ten openings in a row."""
+    failures = []
+    for attempt in range(10):
+        page = chromium.new_page(viewport={"width": 1280, "height": 900})
+        problems = []
+        page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        try:
+            open_and_run_all(page, lab, "12_review.ipynb")
+            page.wait_for_selector(".lora-quiz .lora-quiz-card", state="attached", timeout=30_000)
+            page.locator("button.lora-review-next").first.click()
+            page.wait_for_function("() => document.body.innerText.includes('question 2 of')", timeout=20_000)
+            if page.get_by_text("Error displaying widget").count() or problems:
+                failures.append(f"opening {attempt + 1}: {problems or 'Error displaying widget'}")
+        except Exception as e:  # noqa: BLE001 - every failed opening is counted, then reported together
+            page.screenshot(path=ARTIFACTS / f"12_review-opening-{attempt + 1}-failed.png")
+            failures.append(f"opening {attempt + 1}: {type(e).__name__}: {str(e)[:300]}")
+        finally:
+            page.close()
+            lab.shut_down_kernels()
+    assert not failures, "\n".join(failures)

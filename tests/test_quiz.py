@@ -626,15 +626,15 @@ def test_review_holds_every_question_with_a_score_per_notebook():
     from lora_mini import Review
 
     review = Review(seed=3)
-    assert len(review.cards) == sum(len(qs) for qs in BANK.values())
+    assert len(review.questions) == sum(len(qs) for qs in BANK.values())
     assert sorted(review.topics) != review.topics  # shuffled across notebooks
     assert Review(seed=3).topics == review.topics  # repeatably
-    i = next(k for k, c in enumerate(review.cards) if c.question["type"] == "multiple_choice")
-    card, topic = review.cards[i], review.topics[i]
+    i = next(k for k, q in enumerate(review.questions) if q["type"] == "multiple_choice")
+    card, topic = review.go(i), review.topics[i]
     card.choice.value = _correct_index(card.question)
     card.check_button.click()
-    j = next(k for k, c in enumerate(review.cards) if c.question["type"] == "multiple_choice" and review.topics[k] != topic)
-    other, other_topic = review.cards[j], review.topics[j]
+    j = next(k for k, q in enumerate(review.questions) if q["type"] == "multiple_choice" and review.topics[k] != topic)
+    other, other_topic = review.go(j), review.topics[j]
     other.choice.value = _wrong_index(other.question)
     other.check_button.click()
     scores = review.topic_scores()
@@ -642,3 +642,34 @@ def test_review_holds_every_question_with_a_score_per_notebook():
     assert scores[topic][2] == len(BANK[topic])
     assert f"href='{topic}.ipynb'" in review.topic_table.value and "1 / 1 checked" in review.topic_table.value
     assert review.topic_table in review.widget.children
+    assert review.score_label.value.startswith("1 / ")
+
+
+def test_review_shows_one_question_at_a_time_and_remembers_first_tries():
+    from ipywidgets.widgets.widget import _instances
+
+    from lora_mini import Review
+
+    review = Review(seed=0)
+    assert review.holder.children == (review.card.widget,) and review.prev_button.disabled
+    i = next(k for k, q in enumerate(review.questions) if q["type"] == "multiple_choice")
+    review.go(i).choice.value = _wrong_index(review.questions[i])
+    review.card.check_button.click()
+    review.next_button.click()
+    assert review.index == i + 1 and f"question {i + 2} of" in review.position.value
+    review.prev_button.click()  # back: a new card, the first try remembered; a right retry does not count
+    assert review.card.first_try is False
+    review.card.choice.value = _correct_index(review.questions[i])
+    review.card.check_button.click()
+    assert review.first_try[i] is False and review.score == 0
+    live = []
+    for k in range(len(review.questions)):  # widget models stay bounded however far the learner walks
+        review.go(k)
+        live.append(len(_instances))
+    assert max(live) - min(live) < 25
+    last = review.topics[-1]
+    review.jump.value = last  # the selector jumps to that notebook's first question, then resets
+    assert review.index == review.topics.index(last) and review.jump.value == ""
+    assert review.go(10**6) is review.card and review.index == len(review.questions) - 1  # clamped
+    assert review.next_button.disabled
+
