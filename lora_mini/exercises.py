@@ -38,6 +38,15 @@ def _never_raises(check: Callable) -> Callable:
     return wrapper
 
 
+def _what(got: object) -> str:
+    """A one-line description of any result."""
+    if got is None:
+        return "None: did you forget the `return`?"
+    if isinstance(got, torch.Tensor):
+        return f"a tensor of shape {tuple(got.shape)} ({got.dtype})"
+    return f"{type(got).__name__}: {repr(got)[:80]}".replace("\n", " ")
+
+
 def _tensor_problem(got: object, want: torch.Tensor, note: str = "", hint: str = "") -> str | None:
     """What is wrong with ``got`` as an answer shaped like ``want``, or None if it is comparable."""
     if got is None:
@@ -110,8 +119,7 @@ def check_trainable_params(fn: Callable) -> bool:
         if isinstance(got, torch.Tensor) and got.numel() == 1:
             got = got.item()
         if isinstance(got, bool) or not isinstance(got, numbers.Real):
-            what = "None: did you forget the `return`?" if got is None else f"{type(got).__name__}: {got!r}"[:200]
-            return _report(False, f"expected a whole number of parameters (an int), got {what}")
+            return _report(False, f"expected a whole number of parameters (an int), got {_what(got)}")
         if got == d_in * d_out:
             return _report(False, "that is the size of the frozen W; LoRA trains A (r x in) and B (out x r)")
         if got in (r * d_in, r * d_out):
@@ -161,8 +169,7 @@ def check_subspace_similarity(fn: Callable) -> bool:
         if isinstance(got, torch.Tensor) and got.numel() == 1:
             got = got.item()
         if isinstance(got, bool) or not isinstance(got, numbers.Real):
-            what = "None: did you forget the `return`?" if got is None else f"{type(got).__name__}: {got!r}"[:200]
-            return _report(False, f"expected one number (a float, or a 1-element tensor), got {what}")
+            return _report(False, f"expected one number (a float, or a 1-element tensor), got {_what(got)}")
         got = float(got)
         if abs(got - want * min(i, j)) < 1e-4 and min(i, j) > 1:
             return _report(False, "close: divide the squared norm by min(i, j), so that φ lies in [0, 1]")

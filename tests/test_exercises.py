@@ -69,3 +69,28 @@ def test_subspace_similarity_checker(capsys):
     assert "divide the squared norm by min(i, j)" in capsys.readouterr().out
     assert check_subspace_similarity(lambda *a: _phi(*a, right=False)) is False
     assert "RIGHT-singular" in capsys.readouterr().out
+
+
+# issue 18, root cause 14: whatever the learner's function returns or does, a checker reports, never raises
+ODD_RESULTS = [None, "text", 3, float("nan"), torch.zeros(2), torch.zeros(2, dtype=torch.float64),
+               torch.zeros(7, 32, dtype=torch.long), torch.zeros(7, 32, dtype=torch.bool), [1.0, 2.0], object()]
+
+
+@pytest.mark.parametrize("checker", [check_lora_forward, check_merge, check_trainable_params, check_subspace_similarity])
+@pytest.mark.parametrize("result", ODD_RESULTS, ids=lambda r: type(r).__name__ + str(getattr(r, "dtype", "")))
+def test_checkers_report_odd_results(checker, result, capsys):
+    assert checker(lambda *args: result) is False
+    out = capsys.readouterr().out
+    assert out.startswith("❌") and len(out.splitlines()) == 1
+
+
+@pytest.mark.parametrize("checker", [check_lora_forward, check_merge, check_trainable_params, check_subspace_similarity])
+def test_checkers_report_a_non_function(checker, capsys):
+    assert checker(None) is False and "pass your function itself" in capsys.readouterr().out
+
+
+def test_float64_answers_are_compared_not_crashed_on(capsys):
+    assert check_lora_forward(lambda x, W, b, A, B, s: (x @ W.T + b + s * (x @ A.T) @ B.T).double()) is True
+    assert check_merge(lambda W, A, B, s: (W + s * B @ A).double()) is True
+    assert check_merge(lambda W, A, B, s: (W + B @ A).double()) is False
+    assert "scaling is missing" in capsys.readouterr().out.splitlines()[-1]
