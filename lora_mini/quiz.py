@@ -219,16 +219,32 @@ def _round_sig(x: float, digits: int) -> float:
     return float(f"{x:.{digits}g}")
 
 
+_PLAIN = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"  # 3072, 3072.5, .5, 1.5e3
+_GROUPED = r"[+-]?\d{1,3}(?:(?P<sep>[,_ ])\d{3})(?:(?P=sep)\d{3})*(?:\.\d*)?(?:[eE][+-]?\d+)?"  # 3,072 / 1 000 000.5
+_NUMBER = re.compile(rf"(?:{_PLAIN}|{_GROUPED})")
+
+
+def _read_one(s: str) -> float:
+    if not _NUMBER.fullmatch(s):
+        raise ValueError(s)
+    return float(re.sub(r"[,_ ]", "", s))
+
+
 def parse_number(text: str) -> float | None:
-    """A typed number: "3072", "3,072", "3 072", "1/2", "1.5e6", "1.32%" (read as 1.32); None if unreadable."""
-    s = text.strip().replace(",", "").replace("_", "").replace(" ", "").removesuffix("%")
+    """A typed number: "3072", "3,072", "3 072", "1/2", "1.5e6", "1.32%" (read as 1.32); None if unreadable.
+
+    The rule: digits with an optional decimal point, exponent, sign and trailing %, or a fraction a/b of two
+    such. Thousands may be grouped by commas, underscores or spaces (any Unicode space: non-breaking, thin, ...),
+    one kind per number, always three digits per group: "3,07,2" and "1,5" are not numbers (never 3072 or 15).
+    """
+    s = re.sub(r"\s", " ", str(text)).strip().removesuffix("%").strip()
     try:
         if s.count("/") == 1:
-            num, den = s.split("/")
-            value = float(num) / float(den)
+            num, den = (part.strip() for part in s.split("/"))
+            value = _read_one(num) / _read_one(den)
         else:
-            value = float(s)
-    except (ValueError, ZeroDivisionError):
+            value = _read_one(s)
+    except (ValueError, ZeroDivisionError, OverflowError):
         return None
     return value if math.isfinite(value) else None
 
