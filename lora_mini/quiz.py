@@ -395,6 +395,8 @@ class QuestionCard:
     answers themselves in that order.
     """
 
+    notebook: str | None = None  # the quiz to save first tries under (lora_mini.progress); None: not saved
+
     def __init__(self, question: dict, number: int, order: Sequence[int], on_change) -> None:
         import ipywidgets as W
 
@@ -464,6 +466,10 @@ class QuestionCard:
         self.feedback.add_class("lora-quiz-correct" if result.correct else "lora-quiz-wrong")
         if self.first_try is None:
             self.first_try = result.correct
+            if self.notebook:  # kept across restarts for the review; never required
+                from .progress import record_first_try
+
+                record_first_try(self.notebook, self.question, result.correct)
         self.checked = True
         self._set_inputs_disabled(True)
         self.check_button.disabled = True
@@ -500,7 +506,7 @@ class Quiz:
     """
 
     def __init__(self, questions: Sequence[dict], shuffle: bool = True, seed: int | None = None,
-                 title: str = "self-check") -> None:
+                 title: str = "self-check", notebook: str | None = None) -> None:
         import ipywidgets as W
 
         problems = validate_questions(list(questions))
@@ -515,6 +521,7 @@ class Quiz:
             if shuffle:
                 rng.shuffle(order)
             self.cards.append(QuestionCard(q, n, order, self._update_score))
+            self.cards[-1].notebook = notebook  # first tries saved under this name (show_quiz passes it)
         self.score_label = W.HTML(value="")
         self.score_label.add_class("lora-quiz-score")
         self._update_score()
@@ -550,7 +557,7 @@ def show_quiz(name_or_path: str | Path, shuffle: bool = True, seed: int | None =
     from IPython.display import display
 
     path = _resolve(name_or_path)
-    display(Quiz(load_questions(path), shuffle=shuffle, seed=seed, title=_title(path.stem)))
+    display(Quiz(load_questions(path), shuffle=shuffle, seed=seed, title=_title(path.stem), notebook=path.stem))
 
 
 def _close_tree(widget) -> None:

@@ -81,10 +81,12 @@ class Lab:
     """``jupyter lab --no-browser`` on a free loopback port with a token, serving a copy of ``notebooks``.
 
     ``jupyter`` is the command that starts it (default: this Python's ``-m jupyter``); the kernel
-    then runs in the Python that JupyterLab runs in, with one CPU thread, as on Binder.
+    then runs in the Python that JupyterLab runs in, with one CPU thread, as on Binder. ``extra_env`` adds
+    environment variables; quiz progress goes to a file in the server's own folder, never the home.
     """
 
-    def __init__(self, notebooks: Path, jupyter: list[str] | None = None, threads: int = 1) -> None:
+    def __init__(self, notebooks: Path, jupyter: list[str] | None = None, threads: int = 1,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="lora-mini-lab-"))
         self.root = self.workdir / "notebooks"
         shutil.copytree(notebooks, self.root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
@@ -97,7 +99,9 @@ class Lab:
             (settings / name).write_text(json.dumps(value))
         n = str(threads)
         env = dict(os.environ, OMP_NUM_THREADS=n, MKL_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n,
-                   JUPYTERLAB_SETTINGS_DIR=str(settings), JUPYTERLAB_WORKSPACES_DIR=str(self.workdir / "ws"))
+                   JUPYTERLAB_SETTINGS_DIR=str(settings), JUPYTERLAB_WORKSPACES_DIR=str(self.workdir / "ws"),
+                   LORA_MINI_PROGRESS=str(self.workdir / "progress.json"))
+        env.update(extra_env or {})
         command = [*(jupyter or [sys.executable, "-m", "jupyter"]), "lab", "--no-browser",
                    "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
                    f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}"]
