@@ -26,6 +26,7 @@ from .lora import (
 )
 from .memory import MemoryReport, account_peak, account_training_step, measure_peak_rss
 from .model import GPTConfig, ToyGPT
+from .peers import disable_peers, inject_peer, merge_peers, unload_merged, unmerge_peers
 from .peft_bridge import export_peft, import_peft
 from .pretrain import BASE_PATH, base_accuracy, load_base, pretrain
 from .quant import NF4, QuantLinear, QuantReport, dequantize_blockwise, nf4_codebook, quantize_base, quantize_blockwise
@@ -71,6 +72,12 @@ __all__ = [
     # LoRA variants, as PEFT names them
     "DoRALinear",
     "loraplus_param_groups",
+    # LoRA's peers: BitFit, adapters, prefix tuning, prompt tuning, (IA)³ (lora_mini.peers)
+    "inject_peer",
+    "disable_peers",
+    "merge_peers",
+    "unmerge_peers",
+    "unload_merged",
     # toy QLoRA: a quantised frozen base
     "NF4",
     "nf4_codebook",

@@ -12,7 +12,8 @@ Read the layer classes first (:class:`BitFitBias`, :class:`Adapter`, :class:`Pre
 :class:`SoftPrompt`, :class:`IA3Linear`); each is a few lines. Then :func:`inject_peer` puts one
 method into a model and freezes everything else, as ``inject_lora`` does for LoRA.
 Like LoRA layers, every peer layer can be switched off (:func:`disable_peers`: the base, bit for
-bit) and, where the method allows, merged (:func:`merge_peers`).
+bit) and, where the method allows, merged (:func:`merge_peers`) and unloaded (:func:`unload_merged`:
+the plain base modules again, so the model runs exactly as fast as the base).
 Parameter names follow PEFT where PEFT has the method (``ia3_l``, prompt ``embedding``).
 
 Shapes: B = batch, T = tokens, C = n_embd, H = heads, D = C // H, P = virtual tokens, m = bottleneck.
@@ -311,6 +312,20 @@ def merge_peers(model: nn.Module) -> None:
             raise LoraStateError(problem)
     for layer in layers:
         layer.merge()
+
+
+def unload_merged(model: nn.Module) -> int:
+    """Swap every merged layer (a peer or a LoRA layer) for its plain base module; returns how many.
+
+    After merging, the wrappers only call their base: unloading leaves exactly the base's modules,
+    as PEFT's ``merge_and_unload`` does. Nothing to undo then: unload a copy to deploy it.
+    """
+    merged = [(name, m) for name, m in model.named_modules()
+              if isinstance(m, (PeerLayer, LoRALinear)) and m.merged]
+    for name, layer in merged:
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent), child, layer.base)
+    return len(merged)
 
 
 def unmerge_peers(model: nn.Module) -> None:

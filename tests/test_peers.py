@@ -21,6 +21,7 @@ from lora_mini.peers import (
     inject_peer,
     merge_peers,
     peer_layers,
+    unload_merged,
     unmerge_peers,
     virtual_tokens,
 )
@@ -174,6 +175,29 @@ def test_merged_equals_unmerged_and_unmerge_restores(method, base, batch):
     unmerge_peers(model)
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(frozen, _base_tensors(model)))
     assert torch.allclose(model(batch[0])[0], unmerged, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["bitfit", "ia3", "lora"])
+def test_unloaded_model_is_the_base_architecture_with_the_same_outputs(method, base, batch):
+    if method == "lora":
+        model = load_base().cpu().eval()
+        inject_lora(model, ["q_proj", "v_proj"], r=2, alpha=4)
+        _perturb(model)
+        from lora_mini import merge_lora as merge
+    else:
+        model, merge = _injected(method), merge_peers
+        _perturb(model)
+    out = model(batch[0])[0]
+    merge(model)
+    assert unload_merged(model) > 0
+    assert repr(model) == repr(base) and not peer_layers(model)
+    assert torch.allclose(model(batch[0])[0], out, atol=1e-5)
+
+
+def test_unload_leaves_unmerged_layers_alone():
+    model = _injected("adapters")
+    structure = repr(model)
+    assert unload_merged(model) == 0 and repr(model) == structure
 
 
 def test_merged_ia3_weights_are_the_scaled_weights():
