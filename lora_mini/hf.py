@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .errors import LoraStateError, LoraTypeError, LoraValueError
+from .errors import AdapterFileError, LoraStateError, LoraTypeError, LoraValueError
 from .lora import LoRALinear
 from .model import GPTConfig, ToyGPT
 from .quant import QuantLinear
@@ -207,3 +207,73 @@ def hf_complete(hf_model, task: str, digits: list[int]) -> list[int]:
     ids = torch.tensor([[TASK_TOKEN[task], *digits, SEP]])  # (1, SEQ_LEN + 2)
     out = hf_model.generate(ids, attention_mask=torch.ones_like(ids), **generation_kwargs())  # (1, 2 SEQ_LEN + 2)
     return out[0, -SEQ_LEN:].tolist()
+
+
+@torch.no_grad()
+def hf_exact_match(hf_model, task: str, n_examples: int = 512) -> float:
+    """``lora_mini.exact_match`` for a transformers (or PEFT) model: the held-out answers all right, in [0, 1]."""
+    from .tasks import eval_set
+
+    was_training = hf_model.training
+    hf_model.eval()
+    idx, targets = eval_set(task, n_examples)
+    logits = hf_model(input_ids=idx).logits  # (B, T, vocab)
+    scored = targets != -100  # (B, T)
+    right = (logits[..., :N_DIGITS].argmax(-1) == targets) | ~scored  # (B, T)
+    hf_model.train(was_training)
+    return right.all(dim=1).float().mean().item()
+
+
+# ---------------------------------------------------------------------------
+# PEFT adapter folders: toy layer names <-> OPT layer names
+# ---------------------------------------------------------------------------
+
+
+def _rename(name: str, to: str) -> str:
+    """'blocks.0.attn.q_proj' <-> 'model.decoder.layers.0.self_attn.q_proj' (any suffix kept)."""
+    pairs = [(f"blocks.{{i}}.{toy}", f"model.decoder.layers.{{i}}.{opt}") for toy, opt in TOY_TO_OPT.items()]
+    import re
+
+    for toy, opt in pairs:
+        src, dst = (toy, opt) if to == "opt" else (opt, toy)
+        pattern = "^" + re.escape(src).replace(re.escape("{i}"), r"(\d+)") + r"(?=\.|$)"
+        m = re.match(pattern, name)
+        if m:
+            return dst.format(i=m.group(1)) + name[m.end():]
+    raise AdapterFileError(f"layer {name!r} has no {'OPT' if to == 'opt' else 'ToyGPT'} counterpart; "
+                           "only LoRA on the blocks' Linear layers can be converted")
+
+
+def convert_adapter(src, dst, to: str):
+    """Copy the PEFT LoRA adapter folder ``src`` to ``dst`` with its layer names for ``to`` ("opt" or "toy").
+
+    export_peft writes toy names (blocks.0.attn.q_proj); PEFT on to_transformers' model writes OPT names
+    (model.decoder.layers.0.self_attn.q_proj). Tensors are copied unchanged. Returns ``dst`` as a Path.
+    """
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import load_file, save_file
+
+    from .peft_bridge import CONFIG_NAME, PREFIX, WEIGHTS_NAME
+
+    if to not in ("opt", "toy"):
+        raise LoraValueError(f"to must be 'opt' or 'toy', got {to!r}")
+    src, dst = Path(src), Path(dst)
+    if not (src / CONFIG_NAME).is_file() or not (src / WEIGHTS_NAME).is_file():
+        raise AdapterFileError(f"{src} holds no {CONFIG_NAME} and {WEIGHTS_NAME}; pass a folder save_pretrained wrote")
+    config = json.loads((src / CONFIG_NAME).read_text())
+    if config.get("modules_to_save"):
+        raise AdapterFileError(f"{src} also saves whole modules {config['modules_to_save']}; convert LoRA-only adapters")
+    tensors = {}
+    for key, tensor in load_file(src / WEIGHTS_NAME).items():
+        if not key.startswith(PREFIX):
+            raise AdapterFileError(f"{src / WEIGHTS_NAME}: key {key!r} does not start with {PREFIX!r}")
+        tensors[PREFIX + _rename(key[len(PREFIX):], to)] = tensor.contiguous()
+    targets = config.get("target_modules")
+    if isinstance(targets, list) and all("." in t for t in targets):  # qualified names: rename them too
+        config["target_modules"] = [_rename(t, to) for t in targets]
+    dst.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, dst / WEIGHTS_NAME, metadata={"format": "pt"})
+    (dst / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+    return dst

@@ -245,3 +245,33 @@ def test_different_batches_give_a_different_curve():
     ours = train(toy, "rotate", steps=10, lr=1e-2, batch_size=64, seed=0, progress=False).loss
     theirs = _peft_train(peft_model, "rotate", 10, 1e-2, 64, seed=1)
     assert max(abs(a - b) for a, b in zip(ours, theirs)) > 1e-2
+
+
+def test_adapter_folders_cross_between_toy_and_opt_names(tmp_path):
+    from peft import PeftModel
+
+    from lora_mini import AdapterFileError, export_peft, import_peft
+    from lora_mini.hf import convert_adapter, hf_exact_match
+
+    torch.manual_seed(0)
+    toy = load_base().cpu()
+    inject_lora(toy, ["q_proj", "v_proj"], r=4, alpha=8)
+    train(toy, "rotate", steps=30, lr=1e-2, progress=False)
+    toy.eval()
+    export_peft(toy, tmp_path / "toy")
+    convert_adapter(tmp_path / "toy", tmp_path / "opt", to="opt")
+    peft_model = PeftModel.from_pretrained(to_transformers(load_base().cpu()), tmp_path / "opt").eval()
+    x = make_batch("rotate", 16, torch.Generator().manual_seed(1))[0]
+    with torch.no_grad():
+        assert (peft_model(input_ids=x).logits - toy(x)[0]).abs().max() < 1e-4
+    assert hf_exact_match(peft_model, "rotate") == evaluate(toy, "rotate")["rotate"]
+    peft_model.save_pretrained(tmp_path / "peft")
+    convert_adapter(tmp_path / "peft", tmp_path / "back", to="toy")
+    back = load_base().cpu()
+    assert import_peft(back, tmp_path / "back") == [f"blocks.{i}.attn.{t}" for i in range(2) for t in ("q_proj", "v_proj")]
+    with torch.no_grad():
+        assert torch.equal(back.eval()(x)[0], toy(x)[0])  # the same tensors, bit for bit
+    with pytest.raises(AdapterFileError, match="save_pretrained"):
+        convert_adapter(tmp_path / "nothing", tmp_path / "x", to="opt")
+    with pytest.raises(LoraValueError, match="'opt' or 'toy'"):
+        convert_adapter(tmp_path / "toy", tmp_path / "x", to="gpt2")
