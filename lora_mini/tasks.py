@@ -116,13 +116,15 @@ def exact_match(model: torch.nn.Module, task: str, n_examples: int = 512) -> flo
     """
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
-    idx, targets = (t.to(device) for t in eval_set(task, n_examples))
-    logits, _ = model(idx)  # (B, T, vocab)
+    try:
+        device = next(model.parameters()).device
+        idx, targets = (t.to(device) for t in eval_set(task, n_examples))
+        logits, _ = model(idx)  # (B, T, vocab)
+    finally:
+        model.train(was_training)  # back to the caller's mode, even if the forward pass raised
     scored = targets != -100  # (B, T)
     guess = logits[..., :N_DIGITS].argmax(-1)  # (B, T): the best digit at each position
     right = (guess == targets) | ~scored  # (B, T)
-    model.train(was_training)
     return right.all(dim=1).float().mean().item()
 
 
@@ -134,10 +136,12 @@ def complete(model: torch.nn.Module, task: str, digits: Sequence[int]) -> list[i
         raise LoraValueError(f"digits must be a list of {SEQ_LEN} integers in 0..9, e.g. [3, 1, 4, 1, 5, 9, 2, 6], got {digits!r}")
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
-    seq = [TASK_TOKEN[task], *digits, SEP]
-    for _ in range(SEQ_LEN):
-        logits, _ = model(torch.tensor([seq], device=device))  # (1, T, vocab)
-        seq.append(int(logits[0, -1, :N_DIGITS].argmax()))
-    model.train(was_training)
+    try:
+        device = next(model.parameters()).device
+        seq = [TASK_TOKEN[task], *digits, SEP]
+        for _ in range(SEQ_LEN):
+            logits, _ = model(torch.tensor([seq], device=device))  # (1, T, vocab)
+            seq.append(int(logits[0, -1, :N_DIGITS].argmax()))
+    finally:
+        model.train(was_training)
     return seq[-SEQ_LEN:]
