@@ -8,7 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors import safe_open
 
-from lora_mini.analysis import amplification_factor, captured_energy, effective_rank, subspace_similarity
+from lora_mini.analysis import (
+    amplification_baselines,
+    amplification_factor,
+    captured_energy,
+    effective_rank,
+    subspace_similarity,
+)
 
 ROOT = Path(__file__).parent.parent
 
@@ -39,6 +45,20 @@ def test_amplification_factor_and_ranks():
     low = torch.randn(20, 2) @ torch.randn(2, 30)
     assert effective_rank(low, 0.999) <= 2 and effective_rank(torch.eye(10), 0.9) == 9
     assert captured_energy(low, low, 2) == pytest.approx(1.0)
+
+
+def test_amplification_baselines_read_against_random_directions():
+    g = torch.Generator().manual_seed(0)
+    U, _, Vh = torch.linalg.svd(torch.randn(40, 40, generator=g))
+    W = U @ torch.diag(torch.logspace(1, -2, 40)) @ Vh  # (40, 40): singular values 10 ... 0.01
+    along_top = 3.0 * U[:, :2] @ Vh[:2]  # a rank-2 ΔW along W's two strongest directions
+    along_weak = 3.0 * U[:, -2:] @ Vh[-2:]  # ... and along its two weakest
+    top, weak = amplification_baselines(along_top, W, 2), amplification_baselines(along_weak, W, 2)
+    assert top["delta"] == pytest.approx(top["W"]) and top["random"] == pytest.approx(weak["random"])
+    assert weak["delta"] < top["random"] < top["delta"]  # random directions lie in between
+    assert top["factor"] < top["random_factor"] < weak["factor"]  # only the weak one amplifies beyond chance
+    assert weak["factor"] == pytest.approx(amplification_factor(along_weak, W, 2))
+    assert amplification_baselines(along_top, W, 2) == amplification_baselines(along_top, W, 2)  # seeded
 
 
 def test_cache_matches_what_the_script_produces_on_a_small_case():
