@@ -517,3 +517,16 @@ def test_every_error_is_a_lora_mini_error_and_its_builtin():
                            (AdapterFileError, ValueError), (LoraStateError, RuntimeError)):
         assert issubclass(error, LoraMiniError) and issubclass(error, builtin)
     assert issubclass(LoraStateError, ValueError)  # as before it had its own class
+
+
+def test_inject_lora_refreezes_what_the_learner_unfroze_and_unfreezing_after_works(base):
+    """Decision (issue 18): inject_lora leaves only LoRA trainable, as PEFT's get_peft_model does; a parameter the
+    learner unfroze before (lm_head) is frozen again, and unfreezing it after inject_lora trains it alongside."""
+    base.lm_head.weight.requires_grad_(True)
+    inject_lora(base, QV, r=4, alpha=8)
+    assert not base.lm_head.weight.requires_grad
+    base.lm_head.weight.requires_grad_(True)
+    head = base.lm_head.weight.detach().clone()
+    train(base, "rotate", steps=1, lr=1e-2, batch_size=8, progress=False)
+    assert not torch.equal(base.lm_head.weight, head)
+    assert base.blocks[0].attn.q_proj.base.weight.requires_grad is False
