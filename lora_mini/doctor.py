@@ -141,7 +141,7 @@ def check_torch(time_import: bool = False) -> Check:
     except Exception as err:  # e.g. a CUDA wheel whose libraries do not load
         last = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
         return Check("torch", "problem", f"import torch fails: {type(err).__name__}: {last[:200]}",
-                     _pip(f"--force-reinstall {_torch_requirement()}"))
+                     _pip(f"--force-reinstall --no-deps {_torch_requirement()}"))
     seconds = _import_seconds("torch") if time_import else None
     took = f", import torch takes {seconds:.1f} s in a fresh Python" if seconds is not None else ""
     cuda = torch.version.cuda
@@ -151,8 +151,10 @@ def check_torch(time_import: bool = False) -> Check:
     if torch.__version__.split("+")[0] != TORCH:
         return Check("torch", "problem", f"{detail}; the course pins {TORCH}", _pip(_torch_requirement()))
     if cuda is not None and sys.platform == "linux" and platform.machine() == "x86_64":
-        return Check("torch", "note", f"{detail}; the course needs only the CPU build, a fraction of the size",
-                     _pip(f"--force-reinstall {_torch_requirement()}"))
+        return Check("torch", "note", f"{detail}; the course needs only the CPU build, a fraction of the size "
+                     "(the CUDA build brings several GB of NVIDIA libraries): a fresh venv from requirements.txt "
+                     "takes the CPU build", f"cd {ROOT} && rm -rf .venv && python3.11 -m venv .venv && "
+                     ". .venv/bin/activate && pip install -r requirements.txt")
     return Check("torch", "ok", detail)
 
 
@@ -230,7 +232,8 @@ def check_environment() -> Check:
     """Does this Python (the notebook's kernel) have the course installed, and is that the lora_mini it imports?"""
     here = Path(__file__).resolve().parent
     venv = ROOT / ".venv"
-    pick_kernel = (f"{venv / 'bin' / 'python'} -m ipykernel install --user --name lora-mini --display-name "
+    venv_python = venv / "Scripts" / "python.exe" if os.name == "nt" else venv / "bin" / "python"
+    pick_kernel = (f"{venv_python} -m ipykernel install --user --name lora-mini --display-name "
                    "'Python (lora-mini)', then Kernel > Change Kernel > Python (lora-mini)") if venv.is_dir() else \
         f"cd {ROOT} && {_pip('-r requirements.txt')}"
     dist = _course_distribution()
