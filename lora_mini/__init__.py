@@ -28,6 +28,7 @@ from .memory import MemoryReport, account_peak, account_training_step, measure_p
 from .model import GPTConfig, ToyGPT
 from .peers import disable_peers, inject_peer, merge_peers, unload_merged, unmerge_peers
 from .peft_bridge import export_peft, import_peft
+from .hf import convert_adapter, from_transformers, to_transformers
 from .pretrain import BASE_PATH, base_accuracy, load_base, pretrain
 from .quant import NF4, QuantLinear, QuantReport, dequantize_blockwise, nf4_codebook, quantize_base, quantize_blockwise
 from .quiz import Quiz, Review, load_questions, quiz_text, show_quiz, show_review, validate_questions
@@ -89,6 +90,10 @@ __all__ = [
     # the bridge to PEFT
     "export_peft",
     "import_peft",
+    # the toy base as a transformers OPTForCausalLM, and back (lora_mini.hf); memory of real models: lora_mini.fit
+    "to_transformers",
+    "from_transformers",
+    "convert_adapter",
     # training and memory
     "History",
     "train",

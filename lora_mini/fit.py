@@ -9,7 +9,8 @@ closed form r · (in + out) per adapted matrix (``closed_form_trainable``).
 
 - weights: every parameter at the precision's bytes (fp32 4, bf16 2). QLoRA: the Linear layers
   of the blocks in NF4, 4 bits plus 0.127 bits of double-quantised constants per weight
-  (Dettmers et al. 2023, QLoRA, Section 3); embeddings, norms, LM head and adapters in bf16.
+  (Dettmers et al. 2023, QLoRA, Section 3); embeddings, norms, LM head and adapters at the
+  precision, which for QLoRA is the compute dtype (the paper's: bf16).
 - gradients: one per trainable parameter, at the training precision.
 - optimizer: AdamW's two moments in fp32, 8 bytes per trainable parameter. No fp32 master copy
   (16-bit weights + 16-bit gradients + fp32 Adam = 12 bytes per parameter for full fine-tuning,
@@ -187,7 +188,7 @@ def closed_form_trainable(name: str, r: int, targets: str) -> int:
 class Setup:
     """One way to train: method, LoRA rank and targets, precision, batch, sequence, checkpointing."""
 
-    method: str = "lora"  # "full", "lora" or "qlora" (QLoRA computes in bf16 whatever `precision` says)
+    method: str = "lora"  # "full", "lora" or "qlora"
     r: int = 16
     targets: str = "q, v"  # one of TARGET_CHOICES
     precision: str = "bf16"  # "fp32" or "bf16"
@@ -257,14 +258,14 @@ def estimate(name: str, setup: Setup = Setup()) -> Estimate:
     """Bytes of one training step of model ``name`` under ``setup`` (the assumptions are in this module's doc)."""
     s = shape(name)
     total, linear = param_counts(name)
-    p = 2 if setup.method == "qlora" else PRECISION_BYTES[setup.precision]
+    p = PRECISION_BYTES[setup.precision]  # QLoRA: the compute dtype (bnb_4bit_compute_dtype)
     if setup.method == "full":
         trainable = total
         weights = total * p
         trains, r = set(s.linears()), 0
     else:
         trainable = closed_form_trainable(name, setup.r, setup.targets)
-        frozen = linear * NF4_BITS / 8 + (total - linear) * 2 if setup.method == "qlora" else total * p
+        frozen = linear * NF4_BITS / 8 + (total - linear) * p if setup.method == "qlora" else total * p
         weights = int(frozen) + trainable * p
         trains, r = set(_adapted(name, setup.targets)), setup.r
     per_block, after = activation_elements(s, trains, r, head_trains=setup.method == "full")

@@ -50,6 +50,7 @@ NOTEBOOKS = [
     "07_many_adapters",
     "08_what_lora_preserves",
     "10_beyond_lora",
+    "11_real_model",
 ]
 BANK = {name: load_questions(name) for name in NOTEBOOKS}
 ALL = [(name, i, q) for name, qs in BANK.items() for i, q in enumerate(qs)]
@@ -304,6 +305,8 @@ CHECKS = {
     # 08 beyond LoRA
     "loraplus_b_lr": lambda: loraplus_param_groups(_lora(QV, 4), lr=2e-4)[1]["lr"],
     "nf4_bytes_per_weight": _nf4_bytes_per_weight,
+    # 11 to a real Hugging Face model: PEFT on the meta-device Llama-3-8B
+    "llama3_8b_lora_qv_r16": lambda: __import__("lora_mini.fit", fromlist=["fit"]).peft_trainable("Llama-3-8B", 16, "q, v"),
 }
 
 
