@@ -5,7 +5,8 @@ review notebook can show what was done in earlier visits. Nothing depends on it:
 read or written is ignored, and the course works the same without one.
 
 - where: ``~/.lora-mini/progress.json``; the environment variable ``LORA_MINI_PROGRESS`` names another file,
-  and ``LORA_MINI_PROGRESS=off`` turns saving off;
+  and ``LORA_MINI_PROGRESS=off`` turns saving off. Without the variable, only quizzes answered in a Jupyter
+  kernel are saved (a script or a test that clicks a quiz never writes to the home folder);
 - what: ``{"version": 1, "notebooks": {"02_lora_from_scratch": {"<question id>": {"right": true,
   "when": "2026-11-30"}}}}``; a question's id is a hash of its text, so it does not depend on the shuffle;
   a later visit's first try replaces an earlier one;
@@ -17,13 +18,14 @@ import datetime
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 
 VERSION = 1
 ENV = "LORA_MINI_PROGRESS"
 DEFAULT_PATH = Path("~/.lora-mini/progress.json")
 
-__all__ = ["clear_progress", "load_progress", "progress_path", "question_id", "record_first_try", "summary"]
+__all__ = ["clear_progress", "load_progress", "progress_path", "question_id", "record_first_try", "saving", "summary"]
 
 
 def progress_path() -> Path | None:
@@ -32,6 +34,18 @@ def progress_path() -> Path | None:
     if value.lower() in ("off", "0", "no", "false"):
         return None
     return Path(value or DEFAULT_PATH).expanduser()
+
+
+def _in_kernel() -> bool:
+    """Running in a Jupyter kernel (where a learner answers quizzes), not a script or a test run."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return getattr(shell, "kernel", None) is not None
+
+
+def saving() -> bool:
+    """Whether first tries are saved now: LORA_MINI_PROGRESS names a file, or (unset) we run in a kernel."""
+    return progress_path() is not None and (bool(os.environ.get(ENV, "").strip()) or _in_kernel())
 
 
 def question_id(question: dict) -> str:
@@ -72,6 +86,8 @@ def _save(notebooks: dict) -> bool:
 
 def record_first_try(notebook: str, question: dict, right: bool, when: datetime.date | None = None) -> bool:
     """Save the first Check of ``question`` (of ``notebook``) in this visit; True if it was written."""
+    if not saving():
+        return False
     notebooks = load_progress()
     when = when or datetime.date.today()
     notebooks.setdefault(notebook, {})[question_id(question)] = {"right": bool(right), "when": when.isoformat()}

@@ -24,10 +24,17 @@ def _choose(card, right: bool) -> None:
     card.choice.value = next(j for j, a in zip(card.order, card.options) if a["correct"] is right)
 
 
-def test_default_file_is_in_the_home_folder(monkeypatch, tmp_path):
+def test_default_file_is_in_the_home_folder_and_written_only_from_a_kernel(monkeypatch, tmp_path):
     monkeypatch.delenv(progress.ENV)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert progress_path() == tmp_path / "home" / ".lora-mini" / "progress.json"
+    default = tmp_path / "home" / ".lora-mini" / "progress.json"
+    assert progress_path() == default
+    assert not progress.saving()  # a script or a test that clicks a quiz leaves the home folder alone
+    assert record_first_try("03_counting", QUESTIONS[0], True) is False and not default.exists()
+    monkeypatch.setattr(progress, "_in_kernel", lambda: True)  # a learner's notebook
+    assert progress.saving() and record_first_try("03_counting", QUESTIONS[0], True)
+    assert default.exists() and summary()["03_counting"][:2] == (1, 1)
+    assert clear_progress() == default and not default.exists()
 
 
 def test_first_tries_survive_a_restart_and_a_later_visit_replaces_them(progress_file):
