@@ -1,6 +1,7 @@
 """Setup check: what is installed, and what to do about anything that is wrong.
 
     python -m lora_mini.doctor          # in a terminal: prints the report, exit status 1 if a problem is found
+    python lora_mini/doctor.py          # the same, where importing lora_mini (and so torch) itself fails
     from lora_mini.doctor import check_setup; check_setup()   # a notebook's first cell
 
 It reports, in a few lines: Python; torch (version, CPU or CUDA build, threads, import time); the
