@@ -133,7 +133,7 @@ def install_figure_check(shell=None) -> None:
     Each figure is checked when it is rendered (matplotlib's print_figure, which inline display and
     savefig both go through); the cell that drew an unreadable one raises UnlabelledFigureError, so a
     notebook run (nbval, scripts/execute_notebooks.py) fails there. The tests install it in every kernel
-    they start (tests/conftest.py); learners never see it.
+    they start (the root conftest.py); learners never see it.
     """
     import ast
 

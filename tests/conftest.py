@@ -1,14 +1,7 @@
-import os
-
 import pytest
 import torch
 
 from lora_mini import load_base
-from lora_mini.plots import figure_check_ipython_dir
-
-# Every kernel the tests start (nbval's run of each notebook, the browser tests') checks each figure it
-# draws: a cell that draws an axes without labels or a title fails there (tests/test_plots.py).
-os.environ["IPYTHONDIR"] = figure_check_ipython_dir()
 
 
 @pytest.fixture(autouse=True)

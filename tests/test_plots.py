@@ -1,6 +1,6 @@
 """Readable figures: lora_mini.plots.unlabelled, and the hook that makes every notebook cell check its figures.
 
-tests/conftest.py points IPYTHONDIR at a profile whose startup file installs the check in every kernel the
+conftest.py (at the root) points IPYTHONDIR at a profile whose startup file installs the check in every kernel the
 tests start, so nbval's run of each notebook (--nbval-lax) fails in the cell that drew an axes without an x
 label, a y label, a title, or a heatmap without a colorbar (figures inside widget outputs included). Here:
 the rules on figures built directly, then the hook in a real kernel started the same way.
@@ -104,7 +104,7 @@ def test_the_kernel_hook_fails_the_cell_that_drew_an_unreadable_figure(tmp_path)
     from jupyter_client.manager import start_new_kernel
 
     ipython_dir = os.environ.get("IPYTHONDIR", "")
-    assert Path(ipython_dir, "profile_default", "startup").is_dir(), "tests/conftest.py sets IPYTHONDIR"
+    assert Path(ipython_dir, "profile_default", "startup").is_dir(), "the root conftest.py sets IPYTHONDIR"
     km, kc = start_new_kernel(kernel_name="python3", env={**os.environ, "IPYTHONDIR": figure_check_ipython_dir()},
                               cwd=str(tmp_path))
     try:
