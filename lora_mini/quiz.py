@@ -333,6 +333,7 @@ TITLES = {
     "06_inside_lora": "06 Inside the adapters",
     "07_many_adapters": "07 One base, many adapters",
     "08_what_lora_preserves": "08 What LoRA preserves",
+    "09_lora_among_peers": "09 LoRA among its peers",
     "10_beyond_lora": "10 Beyond LoRA: variants and a 4-bit base",
     "11_real_model": "11 To a real Hugging Face model",
 }

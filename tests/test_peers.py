@@ -400,3 +400,24 @@ def test_ia3_count_matches_peft(opt_config):
     cfg = IA3Config(task_type="CAUSAL_LM", target_modules=["k_proj", "v_proj", "fc2"], feedforward_modules=["fc2"])
     assert ours == _peft_trainable(opt_config, cfg)
     assert ours == _peft_trainable(opt_config, IA3Config(task_type="CAUSAL_LM"))
+
+
+# --- notebook 09's quiz ------------------------------------------------------------------------------
+
+
+def test_quiz_09_is_valid_and_its_number_is_lora_minis():
+    """The quiz follows the bank's rules; its numeric answer is recomputed here (tests/test_quiz.py's CHECKS
+    style: "prefix_tokens_for_3072")."""
+    from lora_mini.quiz import grade, load_questions, validate_questions
+
+    questions = load_questions("09_lora_among_peers")
+    assert validate_questions(questions) == [] and len(questions) >= 6
+    assert {"multiple_choice", "many_choice", "numeric"} <= {q["type"] for q in questions}
+    numeric = [q for q in questions if q["type"] == "numeric"]
+    assert [q["check"] for q in numeric] == ["prefix_tokens_for_3072"]
+    per_token = inject_peer(load_base().cpu(), "prefix", 1)  # one key and one value per block
+    tokens = 3072 // per_token
+    assert inject_peer(load_base().cpu(), "prefix", tokens) == 3072
+    assert grade(numeric[0], tokens).correct
+    assert not any(grade(numeric[0], a["value"]).correct for a in numeric[0]["answers"]
+                   if a["type"] == "value" and not a["correct"])
