@@ -330,6 +330,7 @@ TITLES = {
     "02_lora_from_scratch": "02 LoRA from scratch",
     "03_counting": "03 Counting: parameters and memory",
     "04_face_off": "04 The face-off",
+    "05_choosing_settings": "05 Choosing r, α, the learning rate and the targets",
     "06_inside_lora": "06 Inside the adapters",
     "07_many_adapters": "07 One base, many adapters",
     "08_what_lora_preserves": "08 What LoRA preserves",
