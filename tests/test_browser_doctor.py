@@ -94,7 +94,7 @@ def test_setup_check_reports_a_rendered_widget():
         assert status.startswith("ok"), status
         assert page.locator(".lora-doctor-probe").is_visible(), "the test widget is not on the page"
         report = page.locator(".lora-doctor").inner_text()
-        for line in ("python", "torch", "2.13.0", "CPU build", "threads", "jupyterlab", "ipywidgets",
+        for line in ("python", "torch", "2.13.0", "CPU build", "thread", "jupyterlab", "ipywidgets",
                      "jupyterlab_widgets", "widget manager", "environment"):
             assert line in report, f"{line!r} missing from the report:\n{report}"
         assert "PROBLEM" not in report, report
