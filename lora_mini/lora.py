@@ -213,7 +213,7 @@ def _check_float_base(layer: LoRALinear, name: str = "this layer") -> None:
 def _check_variants(use_rslora: object, use_dora: object, init_lora_weights: object) -> None:
     checks.flag("use_rslora", use_rslora)
     checks.flag("use_dora", use_dora)
-    if init_lora_weights is not True and init_lora_weights != "pissa":
+    if init_lora_weights is not True and not (isinstance(init_lora_weights, str) and init_lora_weights == "pissa"):
         raise LoraValueError(
             "init_lora_weights must be True (A random, B zero) or 'pissa' (A and B from the SVD of W), "
             f"got {init_lora_weights!r}"
