@@ -359,8 +359,9 @@ def _watch_widget(probe, display_id: str, timeout_s: float, give_up_s: float = 9
                 first = not state["rendered"]
                 state["rendered"] = True
             if first:
-                update_display(_status_line("ok", "the frontend rendered the test widget (its view reported "
-                                            f"back after {time.monotonic() - shown:.1f} s)"), display_id=display_id)
+                update_display(_status_line("ok", "the frontend rendered the test widget (the kernel heard back "
+                                            f"{time.monotonic() - shown:.1f} s later, when it was next free)"),
+                               display_id=display_id)
 
     probe.observe(on_view, names="_view_count")
 
