@@ -36,7 +36,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from . import checks
-from .errors import AdapterFileError, LoraStateError, LoraTypeError, LoraValueError
+from .errors import AdapterFileError, LoraTypeError, LoraValueError
 from .quant import QuantLinear
 
 LORA_PARAMETERS = ("lora_A", "lora_B", "lora_magnitude_vector")  # what trains; the last only with DoRA

@@ -132,8 +132,11 @@ def exact_match(model: torch.nn.Module, task: str, n_examples: int = 512) -> flo
 def complete(model: torch.nn.Module, task: str, digits: Sequence[int]) -> list[int]:
     """Greedy answer of ``model`` to one input: SEQ_LEN digits in, SEQ_LEN digits out."""
     _check_task(task)
-    if not isinstance(digits, (list, tuple)) or len(digits) != SEQ_LEN or not all(isinstance(d, int) and 0 <= d < N_DIGITS for d in digits):
-        raise LoraValueError(f"digits must be a list of {SEQ_LEN} integers in 0..9, e.g. [3, 1, 4, 1, 5, 9, 2, 6], got {digits!r}")
+    digit = lambda d: isinstance(d, int) and not isinstance(d, bool) and 0 <= d < N_DIGITS  # noqa: E731
+    if not isinstance(digits, (list, tuple)) or len(digits) != SEQ_LEN or not all(map(digit, digits)):
+        raise LoraValueError(
+            f"digits must be a list of {SEQ_LEN} integers in 0..9, e.g. [3, 1, 4, 1, 5, 9, 2, 6], got {digits!r}"
+        )
     was_training = model.training
     model.eval()
     try:
