@@ -303,5 +303,6 @@ def plot_estimate(estimates: dict[str, Estimate], ax=None):
         ax.text(g * GiB / GB, len(labels) - 0.45, f"{g} GB GPU", rotation=90, va="top", ha="right", fontsize=7)
     ax.set_xlim(0, top)
     ax.set_xlabel("memory of one training step (GB, 10^9 bytes)")
+    ax.set_ylabel("setting")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return ax
