@@ -5,9 +5,11 @@ requires_grad, merged/disabled flags, train/eval mode). Any other exception fail
 
 Derandomized (hypothesis's fixed seed), so CI sees the same sequences every run; about a minute on 2 cores.
 """
+import atexit
 import contextlib
 import math
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +71,7 @@ INF, NAN = math.inf, math.nan
 def _files() -> dict[str, Path]:
     """Adapter files and PEFT folders, good and bad, made once; the fuzzer loads them into whatever it built."""
     root = Path(tempfile.mkdtemp(prefix="lora-fuzz-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
     good = load_base().cpu()
     inject_lora(good, ["q_proj", "v_proj"], r=4, alpha=8)
     with torch.no_grad():
@@ -101,17 +104,23 @@ def _files() -> dict[str, Path]:
 
 
 FILES = _files()
-STARTS = None  # set below, once the helpers exist
 
 
 def _starts() -> dict[str, nn.Module]:
     """Models a sequence starts from: the base, and bases already carrying LoRA, so calls get deep quickly."""
-    lora, dora, qlora = _copy(BASE), _copy(BASE), _copy(BASE)
+    lora, dora, dora0, qlora = _copy(BASE), _copy(BASE), _copy(BASE), _copy(BASE)
     inject_lora(lora, ["q_proj", "v_proj"], r=4, alpha=8)
     inject_lora(dora, ["q_proj"], r=2, alpha=4, use_dora=True)
+    with torch.no_grad():  # DoRA's edge cases: a zero row of W + ΔW, and zero magnitudes
+        dora0.blocks[0].attn.q_proj.weight[5] = 0.0
+        inject_lora(dora0, ["q_proj"], r=2, alpha=4, use_dora=True)
+        for layer in (m for m in dora0.modules() if isinstance(m, LoRALinear)):
+            layer.lora_B.normal_()
+            layer.lora_B[5] = 0.0
+            layer.lora_magnitude_vector[:4] = 0.0
     quantize_base(qlora, block_size=64)
     inject_lora(qlora, ["q_proj", "v_proj"], r=4, alpha=8)
-    return {"base": BASE, "lora": lora, "dora": dora, "qlora": qlora}
+    return {"base": BASE, "lora": lora, "dora": dora, "dora0": dora0, "qlora": qlora}
 
 
 @dataclass
@@ -223,9 +232,15 @@ def do_inject(run, out_before, targets, r, alpha, dropout, variant):
 
 @op()
 def do_merge(run, out_before):
+    weights = {k: v.clone() for k, v in run.model.state_dict().items()}
+    was_merged = any(layer.merged for layer in run.layers())
     merge_lora(run.model)
     assert all(layer.merged for layer in run.layers())
     assert torch.allclose(run.out(), out_before, atol=1e-3)  # merging changes where ΔW lives, not the output
+    if not was_merged:  # and unmerging gives the weights back (up to rounding)
+        back = _copy(run.model)
+        unmerge_lora(back)
+        assert all(torch.allclose(v, weights[k], atol=1e-5) for k, v in back.state_dict().items())
 
 
 @op()
@@ -354,6 +369,7 @@ def test_random_call_sequences(data):
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as workdir:
         run = Run(Path(workdir), data.draw(st.sampled_from(sorted(STARTS)), label="start"))
+        assert torch.isfinite(run.out()).all()  # every starting model computes finite outputs
         try:
             for _ in range(data.draw(st.integers(1, 8), label="calls")):
                 run.call(data)
@@ -362,7 +378,7 @@ def test_random_call_sequences(data):
                 run.blocks.pop()[1].__exit__(None, None, None)
 
 
-@pytest.mark.parametrize("start", ["base", "lora", "dora", "qlora"])
+@pytest.mark.parametrize("start", sorted(STARTS))
 def test_every_invalid_value_is_refused_from_every_start(start, tmp_path):
     """The sweep beside the random sequences: every invalid value above, in every call that takes it, from every
     starting model, all other arguments valid: a lora_mini error, and the model bit-identical."""
@@ -375,6 +391,18 @@ def test_every_invalid_value_is_refused_from_every_start(start, tmp_path):
                 with pytest.raises(LoraMiniError):
                     fn(run, run.out(), **(valid | {name: value}))
                 assert_full_same(before, full_snapshot(run.model))
+
+
+@pytest.mark.parametrize("model", [None, "model", {"q_proj": 1}])
+def test_every_call_refuses_what_is_not_a_model(model):
+    calls = [lambda m: inject_lora(m, ["q_proj"], r=4, alpha=8), merge_lora, unmerge_lora, reset_lora, count_parameters,
+             lambda m: train(m, "rotate", steps=1), lambda m: evaluate(m, "rotate"), lambda m: save_adapter(m, "a"),
+             lambda m: load_adapter(m, FILES["good"]), lambda m: export_peft(m, "x"), lambda m: import_peft(m, FILES["peft"]),
+             quantize_base, lambda m: loraplus_param_groups(m, lr=1e-3), lambda m: disable_lora(m).__enter__(),
+             lambda m: mixed_adapters(m, [FILES["good"]], [0]).__enter__()]
+    for call in calls:
+        with pytest.raises(LoraMiniError, match="torch.nn.Module"):
+            call(model)
 
 
 def test_the_fuzzer_covers_every_public_call():
