@@ -140,6 +140,19 @@ def steps_to(result: RunResult, threshold: float = 0.95) -> int | None:
     return next((s for s, a in zip(result.eval_steps, result.accuracy) if a >= threshold), None)
 
 
+def equivalent_lr_factor(alpha_factor: float, init_factor: float, candidates: Sequence[float] = (1, 2, 4, 16),
+                         steps: int = 5) -> float:
+    """Which learning-rate factor, with A's initialisation x ``init_factor``, reproduces a run whose alpha is
+    x ``alpha_factor`` (notebook 05, section 2): the candidate whose losses come closest, from short runs."""
+    ref = run(RunConfig(task="rotate", steps=steps, lr=5e-3, lora_alpha=8 * alpha_factor))
+
+    def gap(k: float) -> float:
+        other = run(RunConfig(task="rotate", steps=steps, lr=5e-3 * k, lora_alpha=8, init_scale=init_factor))
+        return max(abs(a - b) for a, b in zip(ref.loss, other.loss))
+
+    return min(candidates, key=gap)
+
+
 # ---------------------------------------------------------------------------
 # The live widget: controls -> a RunConfig -> a training run -> one plot, redrawn in place
 # ---------------------------------------------------------------------------

@@ -46,6 +46,7 @@ NOTEBOOKS = [
     "02_lora_from_scratch",
     "03_counting",
     "04_face_off",
+    "05_choosing_settings",
     "06_inside_lora",
     "07_many_adapters",
     "08_what_lora_preserves",
@@ -305,6 +306,8 @@ CHECKS = {
     # 08 beyond LoRA
     "loraplus_b_lr": lambda: loraplus_param_groups(_lora(QV, 4), lr=2e-4)[1]["lr"],
     "nf4_bytes_per_weight": _nf4_bytes_per_weight,
+    # 05 choosing r, alpha, the learning rate and the targets: alpha x 4 = lr x ? with A x 2, from real runs
+    "alpha_x4_lr_factor": lambda: __import__("lora_mini.tuning", fromlist=["tuning"]).equivalent_lr_factor(4, 2),
     # 11 to a real Hugging Face model: PEFT on the meta-device Llama-3-8B
     "llama3_8b_lora_qv_r16": lambda: __import__("lora_mini.fit", fromlist=["fit"]).peft_trainable("Llama-3-8B", 16, "q, v"),
 }

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from lora_mini import LoraValueError, load_base
-from lora_mini.tuning import LiveRun, RunConfig, build_model, good_range, lora_layers, run, steps_to, update_norm
+from lora_mini.tuning import (LiveRun, RunConfig, build_model, equivalent_lr_factor, good_range, lora_layers, run,
+                              steps_to, update_norm)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -56,6 +57,11 @@ def test_alpha_is_the_learning_rate_of_the_product_under_adam():
     naive = max(abs(a - b) for a, b in zip(alpha_x4.loss, lr_x4.loss))
     assert same < 1e-4 < 1e-2 < naive
     assert abs(alpha_x4.delta_norm - lr_x2_init_x2.delta_norm) < 1e-3 * alpha_x4.delta_norm
+
+
+def test_equivalent_lr_factor_is_the_square_root():
+    assert equivalent_lr_factor(4, 2) == 2  # quiz 05's numeric answer
+    assert equivalent_lr_factor(16, 4, candidates=(2, 4, 16)) == 4
 
 
 def test_good_range_and_steps_to():
