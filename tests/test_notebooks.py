@@ -44,3 +44,12 @@ def test_ends_with_its_quiz(path):
     assert f'show_quiz("{path.stem}"' in last.source
     assert len(load_questions(path.stem)) >= 6
 
+
+
+def test_00_starts_with_the_setup_check():
+    """The course's first code cell is the setup check, exactly as lora_mini.doctor ships it."""
+    from lora_mini.doctor import NOTEBOOK_CELL
+
+    nb = nbformat.read(Path(__file__).parent.parent / "notebooks" / "00_why_lora.ipynb", as_version=4)
+    first_code = next(c for c in nb.cells if c.cell_type == "code")
+    assert first_code.source.strip() == NOTEBOOK_CELL.strip()

@@ -24,6 +24,7 @@ from lora_mini import (
     base_accuracy,
     count_parameters,
     inject_lora,
+    inject_peer,
     load_base,
     lora_state_dict,
     make_batch,
@@ -50,6 +51,7 @@ NOTEBOOKS = [
     "06_inside_lora",
     "07_many_adapters",
     "08_what_lora_preserves",
+    "09_lora_among_peers",
     "10_beyond_lora",
     "11_real_model",
 ]
@@ -294,20 +296,22 @@ CHECKS = {
     "base_fp32_bytes": lambda: sum(t.numel() * t.element_size() for t in _base().state_dict().values()),
     "adapters_per_full_copy": lambda: count_parameters(_base()).total // count_parameters(_lora(QV, 4)).trainable,
     "grad_and_adam_bytes_qv_r4": _grad_and_adam_bytes_qv_r4,
-    # 05 inside the adapters
+    # 06 inside the adapters
     "max_rank_delta_r4": _max_rank_delta_r4,
     "phi_self": _phi_self,
-    # 06 one base, many adapters
+    # 07 one base, many adapters
     "base_plus_50_adapters": lambda: count_parameters(_base()).total + 50 * count_parameters(_lora(QV, 4)).trainable,
     "adapter_tensor_count": lambda: len(lora_state_dict(_lora(QV, 4))),
-    # 07 what LoRA preserves
+    # 08 what LoRA preserves
     "base_params_changed_after_lora": _base_params_changed_after_lora,
     "base_sort_accuracy_percent": lambda: 100 * base_accuracy()["sort"],
-    # 08 beyond LoRA
+    # 10 beyond LoRA
     "loraplus_b_lr": lambda: loraplus_param_groups(_lora(QV, 4), lr=2e-4)[1]["lr"],
     "nf4_bytes_per_weight": _nf4_bytes_per_weight,
     # 05 choosing r, alpha, the learning rate and the targets: alpha x 4 = lr x ? with A x 2, from real runs
     "alpha_x4_lr_factor": lambda: __import__("lora_mini.tuning", fromlist=["tuning"]).equivalent_lr_factor(4, 2),
+    # 09 LoRA among its peers: the prefix length P whose trained numbers equal LoRA r=4 on q, v (3,072)
+    "prefix_tokens_for_3072": lambda: 3072 // inject_peer(_base(), "prefix", 1),
     # 11 to a real Hugging Face model: PEFT on the meta-device Llama-3-8B
     "llama3_8b_lora_qv_r16": lambda: __import__("lora_mini.fit", fromlist=["fit"]).peft_trainable("Llama-3-8B", 16, "q, v"),
 }
