@@ -118,8 +118,12 @@ def unmerged(layers: Sequence[nn.Module], call: str) -> None:
         raise LoraStateError(f"{call} needs unmerged LoRA layers; call unmerge_lora(model) first")
 
 
-def enabled(layers: Sequence[nn.Module], call: str) -> None:
-    if any(layer.disabled for layer in layers):
+def enabled(net: nn.Module, call: str) -> None:
+    """Refuse calls inside ``with disable_lora(model):`` (which marks the model, and each LoRA layer)."""
+    from .lora import LoRALinear
+
+    disabled = any(isinstance(m, LoRALinear) and m.disabled for m in net.modules())
+    if disabled or getattr(net, "_lora_disabled_depth", 0):
         raise LoraStateError(f"{call} cannot run inside `with disable_lora(model):`; leave that block first")
 
 

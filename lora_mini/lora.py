@@ -314,7 +314,7 @@ def inject_lora(
     """
     checks.model(model, "inject_lora")
     checks.not_serving(model, "inject_lora")
-    checks.enabled(list(_lora_layers(model).values()), "inject_lora")
+    checks.enabled(model, "inject_lora")  # layers added inside the block would run
     targets = [targets] if isinstance(targets, str) else targets
     if not isinstance(targets, (list, tuple)) or not targets or not all(isinstance(t, str) for t in targets):
         raise LoraTypeError(f"targets must be a list of layer names such as ['q_proj', 'v_proj'], got {targets!r}")
@@ -384,7 +384,7 @@ def merge_lora(model: nn.Module) -> None:
     """Merge every LoRA layer of ``model`` into its base weight (zero added inference latency)."""
     checks.model(model, "merge_lora")
     checks.not_serving(model, "merge_lora")
-    checks.enabled(list(_lora_layers(model).values()), "merge_lora")
+    checks.enabled(model, "merge_lora")
     for name, layer in _lora_layers(model).items():
         _check_float_base(layer, name)  # all checked before any layer merges
     for layer in _lora_layers(model).values():
@@ -411,11 +411,14 @@ def disable_lora(model: nn.Module) -> Iterator[nn.Module]:
     layers = list(_lora_layers(model).values())
     checks.unmerged(layers, "disable_lora")
     was = [layer.disabled for layer in layers]  # nested blocks: the inner one puts back what it found
+    depth = getattr(model, "_lora_disabled_depth", 0)  # marks the model too, so no LoRA is injected inside
     for layer in layers:
         layer.disabled = True
+    model._lora_disabled_depth = depth + 1
     try:
         yield model
     finally:
+        model._lora_disabled_depth = depth
         for layer, disabled in zip(layers, was):
             layer.disabled = disabled
 

@@ -95,7 +95,7 @@ def _check_arguments(model, data, steps, lr, batch_size, weight_decay, seed, eva
     checks.not_serving(model, "train")
     layers = list(_lora_layers(model).values())
     checks.unmerged(layers, "train")  # a merged layer has no B·A path for gradients to reach
-    checks.enabled(layers, "train")  # nor has a disabled one
+    checks.enabled(model, "train")  # nor has a disabled one
     if isinstance(data, tuple) and data and isinstance(data[0], torch.Tensor):
         config = getattr(model, "config", None)
         checks.dataset(data, getattr(config, "vocab_size", 2**62), getattr(config, "block_size", 2**62))

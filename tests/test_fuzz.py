@@ -120,7 +120,12 @@ def _starts() -> dict[str, nn.Module]:
             layer.lora_magnitude_vector[:4] = 0.0
     quantize_base(qlora, block_size=64)
     inject_lora(qlora, ["q_proj", "v_proj"], r=4, alpha=8)
-    return {"base": BASE, "lora": lora, "dora": dora, "dora0": dora0, "qlora": qlora}
+    merged = _copy(lora)
+    with torch.no_grad():
+        for layer in (m for m in merged.modules() if isinstance(m, LoRALinear)):
+            layer.lora_B.normal_(std=0.02)
+    merge_lora(merged)
+    return {"base": BASE, "lora": lora, "dora": dora, "dora0": dora0, "qlora": qlora, "merged": merged}
 
 
 @dataclass
@@ -334,6 +339,18 @@ def do_enter_disable(run, out_before):
     assert all(layer.disabled for layer in run.layers())
 
 
+@op()
+def do_nested_disable(run, out_before):
+    """disable_lora inside disable_lora (inside whatever blocks are open): the outer block holds after the inner."""
+    was = [layer.disabled for layer in run.layers()]
+    with disable_lora(run.model):
+        inside = run.out()
+        with disable_lora(run.model):
+            assert torch.equal(run.out(), inside)
+        assert all(layer.disabled for layer in run.layers()) and torch.equal(run.out(), inside)
+    assert [layer.disabled for layer in run.layers()] == was
+
+
 @op(which=WHICH, n=Arg([1, 2], []))
 def do_enter_mixed(run, out_before, which, n):
     paths = [FILES["good"], run.saved[-1] if run.saved else FILES["good"]][:n]
@@ -357,7 +374,7 @@ def do_exit(run, out_before):
 
 STARTS = _starts()
 OPS = [do_inject, do_inject, do_inject, do_merge, do_unmerge, do_reset, do_train, do_train, do_save, do_load,
-       do_import, do_export, do_quantize, do_loraplus, do_count, do_evaluate, do_enter_disable, do_enter_mixed,
+       do_import, do_export, do_quantize, do_loraplus, do_count, do_evaluate, do_enter_disable, do_nested_disable, do_enter_mixed,
        do_exit, do_exit]
 
 
