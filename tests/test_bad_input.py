@@ -530,3 +530,19 @@ def test_inject_lora_refreezes_what_the_learner_unfroze_and_unfreezing_after_wor
     train(base, "rotate", steps=1, lr=1e-2, batch_size=8, progress=False)
     assert not torch.equal(base.lm_head.weight, head)
     assert base.blocks[0].attn.q_proj.base.weight.requires_grad is False
+
+
+def test_found_by_the_fuzzer_inject_inside_disable_on_a_fresh_base(base):
+    """disable_lora on a model without LoRA still marks it: LoRA injected inside the block would run un-disabled."""
+    with disable_lora(base):
+        _refused(base, LoraStateError, inject_lora, base, QV, r=4, alpha=8, match="disable_lora")
+        _refused(base, LoraStateError, train, base, "rotate", steps=1, progress=False, match="disable_lora")
+    inject_lora(base, QV, r=4, alpha=8)  # after the block: fine
+
+
+def test_found_by_the_fuzzer_evaluate_inside_mixed_adapters_keeps_the_mode(adapted, tmp_path):
+    from lora_mini import evaluate
+
+    path = save_adapter(adapted, tmp_path / "a.safetensors")
+    with mixed_adapters(adapted, [path], torch.tensor([0, 0])):
+        _refused(adapted, LoraStateError, evaluate, adapted, "rotate", match="mixed_adapters")
