@@ -283,7 +283,9 @@ def estimate(name: str, setup: Setup = Setup()) -> Estimate:
 # The picture
 # ---------------------------------------------------------------------------
 
-PART_COLORS = {"weights": "#000000", "gradients": "#D55E00", "optimizer": "#E69F00", "activations": "#0072B2"}
+# The parts of a step, in Okabe-Ito colours that no method uses (LoRA blue and full fine-tuning vermillion keep
+# their meaning across the course); the frozen weights black, as the base everywhere.
+PART_COLORS = {"weights": "#000000", "gradients": "#CC79A7", "optimizer": "#E69F00", "activations": "#009E73"}
 
 
 def plot_estimate(estimates: dict[str, Estimate], ax=None):
@@ -300,8 +302,9 @@ def plot_estimate(estimates: dict[str, Estimate], ax=None):
     top = max(max(left), 80 * GiB / GB) * 1.05
     for g in GPUS_GIB:
         ax.axvline(g * GiB / GB, color="#999999", ls="--", lw=1)
-        ax.text(g * GiB / GB, len(labels) - 0.45, f"{g} GB GPU", rotation=90, va="top", ha="right", fontsize=7)
+        ax.text(g * GiB / GB, len(labels) - 0.5 + 0.55, f"{g} GB GPU", rotation=90, va="top", ha="right", fontsize=7)
     ax.set_xlim(0, top)
+    ax.set_ylim(-0.5, len(labels) - 0.5 + 0.6)  # headroom above the top bar for the GPU labels
     ax.set_xlabel("memory of one training step (GB, 10^9 bytes)")
     ax.set_ylabel("setting")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
