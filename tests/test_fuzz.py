@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 from safetensors.torch import load_file, save_file
 from test_bad_input import assert_full_same, full_snapshot
 
@@ -139,6 +140,11 @@ class Arg:
 one_of = Arg
 
 
+def _event(text: str) -> None:
+    if currently_in_test_context():  # hypothesis's statistics (pytest --hypothesis-show-statistics)
+        event(text)
+
+
 # Arguments: valid values first, then invalid ones (wrong type, out of range, inf, nan, absurd sizes).
 R = one_of([1, 2, 4], [10**12, 0, -1, 2.5, "4", True, None])
 ALPHA = one_of([1, 8, 16.0], [INF, NAN, 0, -1.0, "8", None])
@@ -202,14 +208,18 @@ class Run:
         bad = data.draw(st.sampled_from([None, None, *breakable]), label="invalid argument")  # None: all valid
         args = {name: data.draw(st.sampled_from(arg.invalid if name == bad else arg.valid), label=f"{op.__name__}.{name}")
                 for name, arg in op.args.items()}
+        self.apply(op, args)
+
+    def apply(self, op, args: dict) -> None:
+        """Make one call: it works (and its op checks the documented effect), or a LoraMiniError changes nothing."""
         before, out_before = full_snapshot(self.model), self.out()
         try:
             op(self, out_before, **args)
         except LoraMiniError as e:
-            event(f"{op.__name__}: {type(e).__name__}")
+            _event(f"{op.__name__}: {type(e).__name__}")
             assert_full_same(before, full_snapshot(self.model))
             return
-        event(f"{op.__name__}: worked")
+        _event(f"{op.__name__}: worked")
         # worked: whatever it did, the model still computes finite outputs
         assert torch.isfinite(self.out()).all(), f"{op.__name__}({args}) left non-finite outputs"
 
@@ -408,6 +418,22 @@ def test_every_invalid_value_is_refused_from_every_start(start, tmp_path):
                 with pytest.raises(LoraMiniError):
                     fn(run, run.out(), **(valid | {name: value}))
                 assert_full_same(before, full_snapshot(run.model))
+
+
+def test_every_valid_call_from_every_start(tmp_path):
+    """The sweep of states: each call with valid arguments, from each starting model (merged, DoRA at its edge
+    cases, quantised, ...), inside no block and inside disable_lora: it works, or it is refused and changes nothing."""
+    for start in STARTS:
+        for fn in dict.fromkeys(OPS):
+            for inside_disable in (False, True):
+                run = Run(tmp_path, start)
+                if inside_disable and not any(layer.merged for layer in run.layers()):
+                    do_enter_disable(run, run.out())
+                try:
+                    run.apply(fn, {name: arg.valid[0] for name, arg in fn.args.items()})
+                finally:
+                    while run.blocks:
+                        run.blocks.pop()[1].__exit__(None, None, None)
 
 
 @pytest.mark.parametrize("model", [None, "model", {"q_proj": 1}])
