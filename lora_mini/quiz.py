@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from .errors import LoraValueError
+
 QUIZ_DIR = Path(__file__).parent / "quizzes"
 QUESTION_TYPES = ("multiple_choice", "many_choice", "numeric")
 _QUESTION_KEYS = {"question", "type", "answers", "hint", "precision", "check", "answer_cols", "code"}
@@ -64,10 +66,14 @@ def _resolve(name_or_path: str | Path) -> Path:
 
 def load_questions(name_or_path: str | Path) -> list[dict]:
     """The questions of one quiz as a list of dicts (a fresh copy, safe to modify)."""
-    with open(_resolve(name_or_path), encoding="utf-8") as f:
-        questions = json.load(f)
+    path = _resolve(name_or_path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            questions = json.load(f)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and bad UTF-8 are ValueErrors
+        raise LoraValueError(f"{path} is not valid JSON ({e}); fix the file, or restore it with git") from e
     if not isinstance(questions, list):
-        raise ValueError(f"{name_or_path}: a quiz file holds a JSON list of questions")
+        raise LoraValueError(f"{path}: a quiz file holds a JSON list of questions, got {type(questions).__name__}")
     return questions
 
 

@@ -546,3 +546,22 @@ def test_found_by_the_fuzzer_evaluate_inside_mixed_adapters_keeps_the_mode(adapt
     path = save_adapter(adapted, tmp_path / "a.safetensors")
     with mixed_adapters(adapted, [path], torch.tensor([0, 0])):
         _refused(adapted, LoraStateError, evaluate, adapted, "rotate", match="mixed_adapters")
+
+
+def test_load_questions_names_a_bad_quiz_file(tmp_path):
+    """Issue 18, cause 15: a quiz file that is not JSON (or not a list) is refused with its path named."""
+    from lora_mini.errors import LoraValueError
+    from lora_mini.quiz import load_questions
+
+    broken = tmp_path / "broken.json"
+    broken.write_text('[{"question": "x",', encoding="utf-8")
+    with pytest.raises(LoraValueError, match="broken.json is not valid JSON"):
+        load_questions(broken)
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    with pytest.raises(LoraValueError, match="deep.json is not valid JSON"):
+        load_questions(deep)
+    not_a_list = tmp_path / "object.json"
+    not_a_list.write_text('{"question": "x"}', encoding="utf-8")
+    with pytest.raises(LoraValueError, match="object.json: a quiz file holds a JSON list"):
+        load_questions(not_a_list)
