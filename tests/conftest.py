@@ -30,3 +30,12 @@ def assert_same(before: dict, after: dict) -> None:
     assert before["state"].keys() == after["state"].keys()
     for k, v in before["state"].items():
         assert torch.equal(v, after["state"][k]), k
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread, as the sweep scripts run: their caches are then reproduced bit for bit."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

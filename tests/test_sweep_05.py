@@ -1,54 +1,22 @@
 """The cache notebook 05 reads (lora_mini/data/sweep_05.json) matches what scripts/sweep_05.py computes now."""
-import importlib.util
-import json
-from pathlib import Path
-
 import pytest
-import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-CACHE = ROOT / "lora_mini" / "data" / "sweep_05.json"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("sweep_05", ROOT / "scripts" / "sweep_05.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the script runs: bit-for-bit reproducible
-    yield
-    torch.set_num_threads(before)
+from sweeps import close, load_cache, load_script, plain
 
 
 @pytest.fixture(scope="module")
 def cache():
-    return json.loads(CACHE.read_text())
+    return load_cache("05")
 
 
-def _plain(x):
-    return json.loads(json.dumps(x))  # tuples become lists, as in the file
-
-
-def _close(a, b, tol=1e-6):
-    """Equal structures, floats within ``tol`` (exact match is a multiple of 1/512: any change is larger)."""
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(_close(a[k], b[k], tol) for k in a)
-    if isinstance(a, list):
-        return isinstance(b, list) and len(a) == len(b) and all(_close(x, y, tol) for x, y in zip(a, b))
-    if isinstance(a, float) or isinstance(b, float):
-        return abs(a - b) <= tol * max(1.0, abs(a))
-    return a == b
+def _script():
+    return load_script("05")
 
 
 @pytest.mark.parametrize("name", ["lr", "alpha_lr", "rank", "rank_need", "modules"])
 def test_small_case_matches_cache(one_thread, cache, name):
     sweep = _script()
-    assert _close(_plain(sweep.SWEEPS[name](sweep.SMALL[name])), cache["small"][name])
+    assert close(plain(sweep.SWEEPS[name](sweep.SMALL[name])), cache["small"][name], relative=True)
 
 
 def test_cache_has_the_configured_grids(cache):
@@ -81,4 +49,4 @@ def test_one_cached_full_size_run_reproduces(one_thread, cache):
 
     cached = next(r for r in cache["lr"]["runs"] if r["method"] == "lora" and r["lr"] == 1e-2)
     again = sweep.summary(run(RunConfig(task=cache["lr"]["task"], steps=cache["lr"]["steps"], lr=1e-2)))
-    assert _close(_plain(again), cached)
+    assert close(plain(again), cached, relative=True)

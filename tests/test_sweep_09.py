@@ -1,49 +1,21 @@
 """The cache notebook 09 reads (lora_mini/data/sweep_09.json) matches what scripts/sweep_09.py computes now."""
-import importlib.util
-import json
-from pathlib import Path
-
 import pytest
-import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-CACHE = ROOT / "lora_mini" / "data" / "sweep_09.json"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("sweep_09", ROOT / "scripts" / "sweep_09.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the script runs: bit-for-bit reproducible
-    yield
-    torch.set_num_threads(before)
+from sweeps import close, load_cache, load_script
 
 
 @pytest.fixture(scope="module")
 def cache():
-    return json.loads(CACHE.read_text())
+    return load_cache("09")
 
 
-def _close(a, b, tol=1e-6):
-    """Equal structures, floats within ``tol`` (exact match is a multiple of 1/512: any change is larger)."""
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_close(a[k], b[k], tol) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(_close(x, y, tol) for x, y in zip(a, b))
-    if isinstance(a, float) or isinstance(b, float):
-        return abs(a - b) <= tol
-    return a == b
+def _script():
+    return load_script("09")
 
 
 def test_small_sweep_matches_cache(one_thread, cache):
     sweep = _script()
-    assert _close(sweep.sweep(sweep.SMALL, sweep.SMALL_CONFIGS), cache["small"])
+    assert close(sweep.sweep(sweep.SMALL, sweep.SMALL_CONFIGS), cache["small"])
 
 
 def test_cache_has_the_configured_sweep(cache):
@@ -82,4 +54,4 @@ def test_one_cached_full_run_reproduces(one_thread, cache):
     sweep = _script()
     cached = next(r for r in cache["runs"] if (r["task"], r["method"], r["size"], r["lr"]) == ("rotate", "ia3", None, 0.1))
     cfg = {k: cache[k] for k in sweep.SWEEP}
-    assert _close(sweep.run("ia3", None, "rotate", 0.1, cfg), cached, tol=1e-5)
+    assert close(sweep.run("ia3", None, "rotate", 0.1, cfg), cached, tol=1e-5)
