@@ -592,7 +592,8 @@ class Review:
     def __init__(self, seed: int | None = None, notebook_dir: str = "") -> None:
         import ipywidgets as W
 
-        items = [(name, q) for name in quiz_names() for q in load_questions(name)]
+        bank = {name: load_questions(name) for name in quiz_names()}
+        items = [(name, q) for name, questions in bank.items() for q in questions]
         rng = random.Random(seed)
         rng.shuffle(items)
         self.topics = [name for name, _ in items]
@@ -605,7 +606,7 @@ class Review:
         self.first_try: list[bool | None] = [None] * len(self.questions)
         from .progress import summary  # earlier visits' first tries, as saved when this review opened
 
-        self.earlier = summary({name: load_questions(name) for name in set(self.topics)})
+        self.earlier = summary(bank)
         self.notebook_dir = notebook_dir
         self.index, self.card = 0, None
         self.prev_button = W.Button(description="◀ Previous", tooltip="The previous question")
