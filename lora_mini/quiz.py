@@ -32,7 +32,7 @@ from .errors import LoraValueError
 
 QUIZ_DIR = Path(__file__).parent / "quizzes"
 QUESTION_TYPES = ("multiple_choice", "many_choice", "numeric")
-_QUESTION_KEYS = {"question", "type", "answers", "hint", "precision", "check", "answer_cols", "code"}
+_QUESTION_KEYS = {"question", "type", "answers", "hint", "precision", "check", "answer_cols", "code", "section", "kind"}
 _CHOICE_KEYS = {"answer", "correct", "feedback", "code"}
 _NUMERIC_KEYS = {"type", "value", "range", "correct", "feedback"}
 

@@ -7,29 +7,12 @@
 """
 from __future__ import annotations
 
-import functools
 import json
 import re
 
 import pytest
-import torch
-import torch.nn as nn
 
 import lora_mini.quiz as quiz_mod
-from lora_mini import (
-    LoRALinear,
-    account_training_step,
-    loraplus_param_groups,
-    quantize_base,
-    base_accuracy,
-    count_parameters,
-    inject_lora,
-    inject_peer,
-    load_base,
-    lora_state_dict,
-    make_batch,
-    train,
-)
 from lora_mini.quiz import (
     QUIZ_DIR,
     Quiz,
@@ -192,129 +175,11 @@ def test_validator_finds_each_kind_of_problem():
 # ---------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=1)
-def _base_state() -> dict:
-    return {k: v.clone() for k, v in load_base().cpu().state_dict().items()}
+import quizchecks_00_03
+import quizchecks_04_07
+import quizchecks_08_12
 
-
-def _base() -> nn.Module:
-    model = load_base().cpu()
-    model.load_state_dict(_base_state())
-    return model
-
-
-def _lora(targets, r, alpha=None) -> nn.Module:
-    model = _base()
-    inject_lora(model, targets, r=r, alpha=alpha or 2 * r)
-    return model
-
-
-def _lora_numbers(n_in: int, n_out: int, r: int) -> int:
-    """Trainable numbers of a LoRALinear around an (n_out, n_in) Linear; on the meta device, so no memory."""
-    return count_parameters(LoRALinear(nn.Linear(n_in, n_out, device="meta"), r=r, alpha=2 * r)).trainable
-
-
-QV = ["q_proj", "v_proj"]
-ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "fc1", "fc2"]
-
-
-def _scaling_r4_a8() -> float:
-    model = _lora(QV, 4, alpha=8)
-    scalings = {m.scaling for m in model.modules() if isinstance(m, LoRALinear)}
-    assert len(scalings) == 1
-    return scalings.pop()
-
-
-def _r_star_96() -> int:
-    return next(r for r in range(1, 97) if count_parameters(LoRALinear(nn.Linear(96, 96), r, r)).trainable == 96 * 96)
-
-
-def _adamw_bytes_per_param_full() -> float:
-    model = _base()
-    rep = account_training_step(model, make_batch("rotate", 4, torch.Generator().manual_seed(0)))
-    return (rep.weights + rep.gradients + rep.optimizer) / count_parameters(model).total
-
-
-def _grad_and_adam_bytes_qv_r4() -> int:
-    rep = account_training_step(_lora(QV, 4), make_batch("rotate", 4, torch.Generator().manual_seed(0)))
-    return rep.gradients + rep.optimizer
-
-
-def _max_rank_delta_r4() -> int:
-    layer = LoRALinear(nn.Linear(96, 96), r=4, alpha=8)
-    with torch.no_grad():
-        layer.lora_B.normal_()  # as if trained: B no longer zero
-    return int(torch.linalg.matrix_rank(layer.delta_weight()))
-
-
-def _phi_self() -> float:
-    """The LoRA paper's subspace similarity of an adapter's A with itself, for every i <= r."""
-    A = LoRALinear(nn.Linear(96, 96), r=4, alpha=8).lora_A.detach()  # (r, in)
-    V = torch.linalg.svd(A, full_matrices=False).Vh.T  # (in, r): right-singular directions
-    phis = [(torch.linalg.matrix_norm(V[:, :i].T @ V[:, :i]) ** 2 / i).item() for i in range(1, 5)]
-    assert max(phis) - min(phis) < 1e-5
-    return phis[-1]
-
-
-def _base_params_changed_after_lora() -> int:
-    model = _lora(QV, 4, alpha=8)
-    lora_before = {k: v.clone() for k, v in lora_state_dict(model).items()}
-    train(model, "rotate", steps=3, lr=1e-2, batch_size=16, progress=False)
-    model.cpu()
-    assert any(not torch.equal(v, lora_before[k]) for k, v in lora_state_dict(model).items())  # it did train
-    fresh = _base_state()
-    frozen = {n.replace(".base.", "."): p for n, p in model.named_parameters() if not p.requires_grad}
-    assert frozen.keys() == fresh.keys()
-    return sum(int((p != fresh[n]).sum()) for n, p in frozen.items())
-
-
-def _nf4_bytes_per_weight() -> float:
-    report = quantize_base(_base(), "nf4")
-    return report.stored_bytes / (report.float32_bytes / 4)
-
-
-CHECKS = {
-    # 00 why LoRA: the scale-up, counted with real LoRALinear layers on the meta device
-    "gpt3_qv_r4": lambda: 96 * 2 * _lora_numbers(12288, 12288, 4),
-    "gpt2_qv_r4": lambda: 12 * 2 * _lora_numbers(768, 768, 4),
-    "ratio_4096_r16": lambda: 4096 * 4096 / _lora_numbers(4096, 4096, 16),
-    # 01 the toy transformer
-    "base_total_params": lambda: count_parameters(_base()).total,
-    "vocab_size": lambda: _base().config.vocab_size,
-    "q_proj_params": lambda: sum(p.numel() for p in _base().blocks[0].attn.q_proj.parameters()),
-    # 02 LoRA from scratch
-    "scaling_r4_a8": _scaling_r4_a8,
-    "fc1_r2_params": lambda: count_parameters(LoRALinear(_base().blocks[0].mlp.fc1, r=2, alpha=4)).trainable,
-    # 03 counting
-    "trainable_qv_r4": lambda: count_parameters(_lora(QV, 4, alpha=8)).trainable,
-    "trainable_percent_qv_r4": lambda: count_parameters(_lora(QV, 4, alpha=8)).percent,
-    "trainable_all_r8": lambda: count_parameters(_lora(ALL_LINEAR, 8)).trainable,
-    "adapter_bytes_qv_r4": lambda: sum(t.numel() * t.element_size() for t in lora_state_dict(_lora(QV, 4)).values()),
-    "r_star_96": _r_star_96,
-    "adamw_bytes_per_param_full": _adamw_bytes_per_param_full,
-    # 04 the face-off
-    "base_fp32_bytes": lambda: sum(t.numel() * t.element_size() for t in _base().state_dict().values()),
-    "adapters_per_full_copy": lambda: count_parameters(_base()).total // count_parameters(_lora(QV, 4)).trainable,
-    "grad_and_adam_bytes_qv_r4": _grad_and_adam_bytes_qv_r4,
-    # 06 inside the adapters
-    "max_rank_delta_r4": _max_rank_delta_r4,
-    "phi_self": _phi_self,
-    # 07 one base, many adapters
-    "base_plus_50_adapters": lambda: count_parameters(_base()).total + 50 * count_parameters(_lora(QV, 4)).trainable,
-    "adapter_tensor_count": lambda: len(lora_state_dict(_lora(QV, 4))),
-    # 08 what LoRA preserves
-    "base_params_changed_after_lora": _base_params_changed_after_lora,
-    "base_sort_accuracy_percent": lambda: 100 * base_accuracy()["sort"],
-    # 10 beyond LoRA
-    "loraplus_b_lr": lambda: loraplus_param_groups(_lora(QV, 4), lr=2e-4)[1]["lr"],
-    "nf4_bytes_per_weight": _nf4_bytes_per_weight,
-    # 05 choosing r, alpha, the learning rate and the targets: alpha x 4 = lr x ? with A x 2, from real runs
-    "alpha_x4_lr_factor": lambda: __import__("lora_mini.tuning", fromlist=["tuning"]).equivalent_lr_factor(4, 2),
-    # 09 LoRA among its peers: the prefix length P whose trained numbers equal LoRA r=4 on q, v (3,072)
-    "prefix_tokens_for_3072": lambda: 3072 // inject_peer(_base(), "prefix", 1),
-    # 11 to a real Hugging Face model: PEFT on the meta-device Llama-3-8B
-    "llama3_8b_lora_qv_r16": lambda: __import__("lora_mini.fit", fromlist=["fit"]).peft_trainable("Llama-3-8B", 16, "q, v"),
-}
+CHECKS = {**quizchecks_00_03.CHECKS, **quizchecks_04_07.CHECKS, **quizchecks_08_12.CHECKS}
 
 
 def test_every_check_is_used_once_and_defined():
