@@ -32,6 +32,7 @@ import torch
 import torch.nn as nn
 
 from .errors import LoraValueError
+from .plots import PART_COLORS
 
 GB = 10**9  # papers and this module count in GB (10^9 bytes)
 GiB = 2**30  # GPU memory is sold in GiB: "a 24 GB card" holds 24 GiB
@@ -279,15 +280,6 @@ def estimate(name: str, setup: Setup = Setup()) -> Estimate:
                     activations=activations, trainable=trainable)
 
 
-# ---------------------------------------------------------------------------
-# The picture
-# ---------------------------------------------------------------------------
-
-# The parts of a step, in Okabe-Ito colours that no method uses (LoRA blue and full fine-tuning vermillion keep
-# their meaning across the course); the frozen weights black, as the base everywhere.
-PART_COLORS = {"weights": "#000000", "gradients": "#CC79A7", "optimizer": "#E69F00", "activations": "#009E73"}
-
-
 def plot_estimate(estimates: dict[str, Estimate], ax=None):
     """Stacked horizontal bars, one per estimate, in GB, with the GPU sizes as dashed lines."""
     import matplotlib.pyplot as plt
@@ -295,9 +287,9 @@ def plot_estimate(estimates: dict[str, Estimate], ax=None):
     ax = ax or plt.gca()
     labels = list(estimates)
     left = [0.0] * len(labels)
-    for part, color in PART_COLORS.items():
+    for part in ("weights", "gradients", "optimizer", "activations"):
         widths = [e.parts()[part] / GB for e in estimates.values()]
-        ax.barh(labels, widths, left=left, color=color, label=part, edgecolor="white")
+        ax.barh(labels, widths, left=left, color=PART_COLORS[part], label=part, edgecolor="white")
         left = [a + b for a, b in zip(left, widths)]
     top = max(max(left), 80 * GiB / GB) * 1.05
     for g in GPUS_GIB:

@@ -33,7 +33,7 @@ from .errors import AdapterFileError, LoraStateError, LoraTypeError, LoraValueEr
 from .lora import LoRALinear
 from .model import GPTConfig, ToyGPT
 from .quant import QuantLinear
-from .tasks import N_DIGITS, SEP, SEQ_LEN, TASK_TOKEN, _check_task
+from .tasks import N_DIGITS, SEP, SEQ_LEN, TASK_TOKEN, check_task
 
 POSITION_OFFSET = 2  # OPTLearnedPositionalEmbedding looks up row position + 2 (a fairseq legacy)
 TOY_TO_OPT = {  # per block: ToyGPT module -> OPT module
@@ -203,7 +203,7 @@ def generation_kwargs() -> dict:
 @torch.no_grad()
 def hf_complete(hf_model, task: str, digits: list[int]) -> list[int]:
     """The greedy answer of an OPT of the toy to one input, via ``generate()`` (KV cache and all)."""
-    _check_task(task)
+    check_task(task)
     ids = torch.tensor([[TASK_TOKEN[task], *digits, SEP]])  # (1, SEQ_LEN + 2)
     out = hf_model.generate(ids, attention_mask=torch.ones_like(ids), **generation_kwargs())  # (1, 2 SEQ_LEN + 2)
     return out[0, -SEQ_LEN:].tolist()

@@ -3,7 +3,8 @@
 :func:`account_training_step` counts bytes from the tensors themselves (each storage
 once). :func:`account_peak` adds the temporaries alive at the step's worst moment, so its
 total is the step's peak. :func:`measure_peak_rss` runs real training steps in a fresh Python
-process and reports how much its resident memory rose, as a cross-check of the accounting.
+process (its body: ``lora_mini.memory_child``) and reports how much its resident memory rose, as a cross-check
+of the accounting.
 
 Why a measured process peak can differ from the tensors it holds (and how we pin it down):
 
@@ -155,63 +156,6 @@ def measure_peak_rss(
     env = dict(os.environ)
     if mmap_threshold is not None:
         env["MALLOC_MMAP_THRESHOLD_"] = str(mmap_threshold)  # glibc reads it at start-up
-    command = [sys.executable, "-m", "lora_mini.memory", json.dumps(spec)]
+    command = [sys.executable, "-m", "lora_mini.memory_child", json.dumps(spec)]
     out = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     return int(out.stdout.strip().splitlines()[-1])
-
-
-def _rss_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(field))
-
-
-def random_batch(config: GPTConfig, batch_size: int, generator: torch.Generator) -> Batch:
-    """Random tokens idx (B, T) and targets (B, T), T = config.block_size: data for a randomly initialised model."""
-    shape = (batch_size, config.block_size)
-    idx = torch.randint(0, config.vocab_size, shape, generator=generator)  # (B, T)
-    return idx, torch.randint(0, config.vocab_size, shape, generator=generator)  # (B, T)
-
-
-def _train_steps(spec: dict, batch_size: int, steps: int) -> None:
-    from .lora import inject_lora
-    from .model import ToyGPT
-    from .pretrain import load_base
-    from .tasks import make_batch
-
-    torch.manual_seed(0)
-    config = spec.get("config") and GPTConfig(**spec["config"])
-    model = (ToyGPT(config) if config else load_base().cpu()).train()
-    if spec["targets"]:
-        inject_lora(model, spec["targets"], r=spec["r"], alpha=spec["alpha"])
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-    g = torch.Generator().manual_seed(0)
-    for _ in range(steps):
-        batch = random_batch(config, batch_size, g) if config else make_batch("rotate", batch_size, g)
-        optimizer_step(model, opt, *batch)
-
-
-def _child(spec: dict) -> int:
-    """Body of the measuring process: warm up, take a baseline, train, read the peak.
-
-    The warm-up (one step at batch 1) pages in torch's kernels; the baseline is taken after it,
-    so the peak counts the model, its optimizer state and the steps, not Python and torch.
-    """
-    import gc
-    import resource
-
-    torch.set_num_threads(1)
-    _train_steps(spec, batch_size=1, steps=1)  # page in torch's kernels so they are not counted
-    gc.collect()
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # reset the kernel's peak-RSS mark (VmHWM) to the current RSS
-        before, peak = _rss_kib("VmRSS:"), lambda: _rss_kib("VmHWM:")
-    except OSError:  # not Linux: ru_maxrss is a peak that includes the imports and warm-up
-        unit = 1 if sys.platform == "darwin" else 1024  # macOS reports bytes, others KiB
-        before, peak = 0, lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit // 1024
-    _train_steps(spec, batch_size=spec["batch_size"], steps=spec["steps"])
-    return (peak() - before) * 1024
-
-
-if __name__ == "__main__":
-    print(_child(json.loads(sys.argv[1])))

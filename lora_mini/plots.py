@@ -26,6 +26,11 @@ COLORS = {
     "qlora": "#999999",
 }
 
+# The parts of a training step's memory (lora_mini.fit's estimates, the benchmark's accounting), in colours that no
+# method uses (LoRA blue and full fine-tuning vermillion keep their meaning); the frozen weights black, as the base.
+PART_COLORS = {"weights": "#000000", "gradients": "#CC79A7", "optimizer": "#E69F00", "activations": "#009E73",
+               "temporaries": "#999999"}
+
 # Sequential and diverging colour maps that read in grey and for colour-blind eyes.
 CMAP = "viridis"          # magnitudes, accuracies
 CMAP_SIGNED = "RdBu_r"    # signed weights (W, A, B, ΔW): centre the scale at 0

@@ -54,7 +54,8 @@ BLOCK_SIZE = 2 * SEQ_LEN + 1  # the last answer digit is never an input
 EVAL_SEED = 12345
 
 
-def _check_task(task: str) -> None:
+def check_task(task: str) -> None:
+    """A LoraValueError naming the tasks there are, unless ``task`` is one of them."""
     if task not in TASK_FNS:
         raise LoraValueError(f"unknown task {task!r}; choose one of {sorted(TASK_FNS)}")
 
@@ -64,7 +65,7 @@ def encode(task: str, x: torch.Tensor) -> Batch:
 
     targets[:, t] is the token that should follow idx[:, :t+1]; -100 where nothing is scored.
     """
-    _check_task(task)
+    check_task(task)
     B, n = x.shape
     y = TASK_FNS[task](x)  # (B, n)
     tok = torch.full((B, 1), TASK_TOKEN[task], dtype=torch.long)
@@ -94,6 +95,14 @@ def make_batch(tasks: str | Sequence[str], batch_size: int, generator: torch.Gen
     return idx, targets
 
 
+def random_batch(config, batch_size: int, generator: torch.Generator) -> Batch:
+    """Random tokens idx (B, T) and targets (B, T), T = config.block_size (a GPTConfig): data for a randomly
+    initialised model of any size (the benchmark's), where the tasks' vocabulary and length do not fit."""
+    shape = (batch_size, config.block_size)
+    idx = torch.randint(0, config.vocab_size, shape, generator=generator)  # (B, T)
+    return idx, torch.randint(0, config.vocab_size, shape, generator=generator)  # (B, T)
+
+
 def make_dataset(task: str, n_examples: int, seed: int = 0) -> Batch:
     """A fixed training set of ``n_examples`` examples of ``task`` (for data-size experiments)."""
     g = torch.Generator().manual_seed(seed)
@@ -102,7 +111,7 @@ def make_dataset(task: str, n_examples: int, seed: int = 0) -> Batch:
 
 def eval_set(task: str, n_examples: int = 512) -> Batch:
     """The held-out evaluation set of ``task``: the same examples every time, drawn from EVAL_SEED."""
-    _check_task(task)
+    check_task(task)
     g = torch.Generator().manual_seed(EVAL_SEED + TASK_TOKEN[task])
     return encode(task, random_digits(n_examples, g))
 
@@ -131,7 +140,7 @@ def exact_match(model: torch.nn.Module, task: str, n_examples: int = 512) -> flo
 @torch.no_grad()
 def complete(model: torch.nn.Module, task: str, digits: Sequence[int]) -> list[int]:
     """Greedy answer of ``model`` to one input: SEQ_LEN digits in, SEQ_LEN digits out."""
-    _check_task(task)
+    check_task(task)
     digit = lambda d: isinstance(d, int) and not isinstance(d, bool) and 0 <= d < N_DIGITS  # noqa: E731
     if not isinstance(digits, (list, tuple)) or len(digits) != SEQ_LEN or not all(map(digit, digits)):
         raise LoraValueError(

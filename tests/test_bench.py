@@ -3,14 +3,19 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from lora_mini import GPTConfig, count_parameters
-from lora_mini.bench import BenchConfig, Check, Samples, floor_model, floor_step, interleaved, matmul_flops
-from lora_mini.memory import random_batch
+from lora_mini.bench import BenchConfig, Samples, floor_model, floor_step, interleaved, matmul_flops
+from lora_mini.bench.course import course_notebooks
 from lora_mini.model import ToyGPT
+from lora_mini.notebook_runner import find_notebooks
+from lora_mini.tasks import random_batch
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def closed_form(config: GPTConfig, B: int, T: int, r: int) -> dict[str, int]:
@@ -71,8 +76,21 @@ def test_interleaved_rotates_the_order_and_ratios_are_medians_of_round_ratios():
     assert all(len(s) == 3 and min(s) > 0 for s in samples.seconds.values())
     s = Samples({"x": [2.0, 9.0, 3.0], "y": [1.0, 3.0, 1.0]}, {})
     assert s.ratio("x", "y") == 3.0 and s.median("x") == 3.0
-    assert Check("c", 1.1, 1.15, at_least=0.85).passed and not Check("c", 0.8, 1.15, at_least=0.85).passed
-    assert Check("c", 2.0, None).passed is None
+
+
+def test_notebooks_come_from_the_folder_given_and_a_missing_folder_is_said_plainly(tmp_path, capsys):
+    cfg = BenchConfig(notebook_dir=str(tmp_path / "nowhere"))
+    assert course_notebooks(cfg) == []
+    assert f"notebooks skipped: there is no folder {tmp_path / 'nowhere'}" in capsys.readouterr().out
+    (tmp_path / "solutions").mkdir()
+    for name in ("b.ipynb", "a.ipynb", "solutions/c.ipynb", ".ipynb_checkpoints/a-checkpoint.ipynb"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("{}")
+    assert [p.relative_to(tmp_path).as_posix() for p in find_notebooks(tmp_path)] == [
+        "a.ipynb", "b.ipynb", "solutions/c.ipynb"]
+    assert course_notebooks(BenchConfig(notebook_dir=str(tmp_path), notebooks=("b.ipynb",))) == [tmp_path / "b.ipynb"]
+    assert course_notebooks(BenchConfig(notebook_dir=str(tmp_path), notebooks=("z.ipynb",))) == []
+    assert "holds none of z.ipynb" in capsys.readouterr().out
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +101,7 @@ def quick(tmp_path_factory):
         capture_output=True,
         text=True,
         timeout=300,
+        cwd=ROOT,  # the notebooks come from ./notebooks
     )
     assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout, json.loads((tmp / "bench.json").read_text()), (tmp / "bench.png").read_bytes()
@@ -99,7 +118,8 @@ def test_quick_run_prints_the_tables_and_draws_the_chart(quick):
 def test_quick_run_checks_are_finite_with_a_verdict(quick):
     _, results, _ = quick
     names = [c["name"] for c in results["checks"]]
-    for part in ("LoRA / floor", "LoRA / full fine-tuning", "merged LoRA / base", "lora_mini / PEFT", "slowest"):
+    for part in ("LoRA / floor", "LoRA / full fine-tuning", "merged LoRA / base", "lora_mini / PEFT", "slowest",
+                 "load_base"):
         assert any(part in n for n in names), part
     for c in results["checks"]:
         assert math.isfinite(c["measured"]) and c["measured"] > 0, c
@@ -144,3 +164,4 @@ def test_quick_run_peers_and_notebook(quick):
     (notebook,) = results["notebooks"]["notebooks"]
     assert notebook["notebook"] == "12_review.ipynb"
     assert notebook["seconds"] > 0 and notebook["peak_rss_mb"] > 100  # a kernel with torch imported
+    assert results["notebooks"]["load_base_seconds"] > 0

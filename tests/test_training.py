@@ -47,7 +47,7 @@ def test_step_seconds_times_a_copy():
     model = load_base()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     t = step_seconds(model, make_batch("rotate", 8, torch.Generator().manual_seed(0)), repeats=3)
-    assert 0 < t < 5
+    assert 0 < t < 60  # a toy step takes milliseconds: only a hang breaks this (speed targets: lora_mini.bench)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
 
 
