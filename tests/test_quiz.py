@@ -1,29 +1,42 @@
-"""The quiz bank (lora_mini/quizzes/*.json) and the quiz widget (lora_mini/quiz.py).
+"""The quiz bank (lora_mini/quizzes/*.json) and the quiz code (lora_mini/quiz/).
 
 - every file follows jupyterquiz's schema and the course's rules (hint, feedback per option, ...);
+- the bank's rules for questions (issue 14), measured: kind, section, decision and recall shares, length
+  cue, hints; each rule is also fed a broken question, to show that it can fail;
 - every numeric answer tied to the course is recomputed from lora_mini (its "check");
 - every file renders with jupyterquiz.display_quiz (jupyterquiz is a dev requirement: no skip);
-- the widget is driven through its objects: Check, Hint, Try again, score, shuffle, text fallback.
+- the widget and the review are driven through their objects: Check, Hint, Try again, score, shuffle,
+  Previous / Next / jump, the text fallback.
 """
 from __future__ import annotations
 
+import html
 import json
 import re
+from pathlib import Path
 
 import pytest
 
-import lora_mini.quiz as quiz_mod
 from lora_mini.quiz import (
     QUIZ_DIR,
+    REVIEW_QUIZ,
+    TITLES,
     Quiz,
+    Result,
+    Review,
     grade,
     load_questions,
+    parse_number,
     quiz_names,
     quiz_text,
     show_quiz,
     validate_questions,
 )
+from lora_mini.quiz import rules
+from lora_mini.quiz.markup import md_to_html, plain
+from lora_mini.quiz.widget import feedback_html
 
+ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = [
     "00_why_lora",
     "01_toy_transformer",
@@ -38,9 +51,11 @@ NOTEBOOKS = [
     "10_beyond_lora",
     "11_real_model",
 ]
-BANK = {name: load_questions(name) for name in NOTEBOOKS}
+QUIZZES = NOTEBOOKS + [REVIEW_QUIZ]  # one quiz per lesson notebook, and the review's exam
+BANK = {name: load_questions(name) for name in quiz_names()}
 ALL = [(name, i, q) for name, qs in BANK.items() for i, q in enumerate(qs)]
 NUMERIC = [(name, i, q) for name, i, q in ALL if q["type"] == "numeric"]
+SECTIONS = rules.notebook_sections(ROOT / "notebooks")
 
 
 def _round_sig(x: float, digits: int) -> float:
@@ -55,8 +70,8 @@ def _wrong_index(q: dict) -> int:
     return next(j for j, a in enumerate(q["answers"]) if not a["correct"])
 
 
-def _find(name: str, check: str) -> dict:
-    return next(q for q in BANK[name] if q.get("check") == check)
+def _copy(q: dict) -> dict:
+    return json.loads(json.dumps(q))
 
 
 # ---------------------------------------------------------------------------
@@ -65,11 +80,14 @@ def _find(name: str, check: str) -> dict:
 
 
 def test_one_quiz_per_notebook():
-    assert quiz_names() == NOTEBOOKS
-    assert sorted(p.name for p in QUIZ_DIR.iterdir()) == [f"{n}.json" for n in NOTEBOOKS]
+    assert quiz_names() == QUIZZES
+    assert sorted(p.name for p in QUIZ_DIR.iterdir()) == [f"{n}.json" for n in QUIZZES]
+    lessons = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert lessons == QUIZZES  # 12_review.json is the review notebook's own exam
+    assert set(TITLES) == set(QUIZZES) and all(TITLES[n].startswith(n[:2] + " ") for n in QUIZZES)
 
 
-@pytest.mark.parametrize("name", NOTEBOOKS)
+@pytest.mark.parametrize("name", QUIZZES)
 def test_file_is_valid(name):
     assert validate_questions(BANK[name]) == []
 
@@ -109,11 +127,12 @@ def test_question_follows_course_rules(name, i, q):
 
 
 def test_bank_size_and_mix():
-    assert sum(len(qs) for qs in BANK.values()) >= 48
-    for name, qs in BANK.items():
-        types = [q["type"] for q in qs]
-        assert len(qs) >= 6, name
+    assert sum(len(BANK[n]) for n in NOTEBOOKS) >= 48
+    for name in NOTEBOOKS:
+        types = [q["type"] for q in BANK[name]]
+        assert len(types) >= 6, name
         assert "many_choice" in types and "numeric" in types and "multiple_choice" in types, name
+    assert len(BANK[REVIEW_QUIZ]) >= 2  # the review's exam; it needs no numeric question
 
 
 def test_no_duplicate_questions():
@@ -132,9 +151,104 @@ def test_first_question_of_00():
     for wrong in ["It retrains the model from scratch", "It drastically increases the number of trainable parameters",
                   "It removes the need for task-specific data"]:
         assert by_text[wrong]["correct"] is False and len(by_text[wrong]["feedback"]) > 40
-    right = q["answers"][_correct_index(q)]["answer"].lower()
+    right = q["answers"][_correct_index(q)]
     for idea in ["frozen", "low-rank", "fewer trainable parameters", "memory", "adapters", "one base"]:
-        assert idea in right
+        assert idea in right["answer"].lower()
+    feedback = right["feedback"]  # issue 14: what LoRA keeps, and where "forgets less" and "overfits less" come from
+    for said in ["overwritten", "off", "Biderman", "LoRA Learns Less and Forgets Less", "forgets less",
+                 "overfits less", "scarce", "notebook 08"]:
+        assert said.lower() in feedback.lower(), said
+
+
+# ---------------------------------------------------------------------------
+# The bank's rules for questions (issue 14), measured
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", QUIZZES)
+def test_every_question_has_a_kind(name):
+    assert [f"Q{i + 1}: {p}" for i, q in enumerate(BANK[name]) for p in rules.kind_problems(q)] == []
+
+
+@pytest.mark.parametrize("name", QUIZZES)
+def test_every_question_names_a_section_it_may_ask(name):
+    """The section exists (a "## k." heading of notebook NN) and is no later than the quiz's notebook."""
+    assert [f"Q{i + 1}: {p}" for i, q in enumerate(BANK[name]) for p in rules.section_problems(name, q, SECTIONS)] == []
+
+
+@pytest.mark.parametrize("name", QUIZZES)
+def test_no_hint_restates_the_answer(name):
+    assert [f"Q{i + 1}: {p}" for i, q in enumerate(BANK[name]) for p in rules.hint_problems(q)] == []
+
+
+def _total() -> dict[str, int]:
+    missing = [n for n in QUIZZES if n not in BANK]
+    assert not missing, f"missing quiz files: {missing}"
+    return rules.counts([q for name in QUIZZES for q in BANK[name]])
+
+
+def test_decision_and_recall_shares():
+    total = _total()
+    assert total["decision"] / total["questions"] >= 1 / 3, total
+    assert total["recall"] / total["questions"] <= 0.05, total
+
+
+def test_no_length_cue():
+    """Among single-answer questions the correct option is strictly the longest in at most a third."""
+    total = _total()
+    assert total["single"] > 0 and total["longest"] / total["single"] <= 1 / 3, total
+
+
+def test_each_rule_catches_a_broken_question():
+    good = {"question": "Which?", "type": "multiple_choice", "hint": "Think of 05 §1.", "kind": "decision",
+            "section": "05 §1", "answers": [
+                {"answer": "raise the learning rate first", "correct": True, "feedback": "Right: 05 §1 shows why."},
+                {"answer": "raise r to 64 right away, keep the rest", "correct": False, "feedback": "No: 05 §1 shows why not."},
+                {"answer": "raise alpha and keep r", "correct": False, "feedback": "No: 05 §1 shows why not."}]}
+    sections = {"05": {1, 2}, "11": {1}, "03": {1}}
+    assert rules.question_problems("05_choosing_settings", good, sections) == []
+    assert not rules.correct_is_longest(good)
+
+    def broken(change, quiz="05_choosing_settings"):
+        q = _copy(good)
+        change(q)
+        return " | ".join(rules.question_problems(quiz, q, sections))
+
+    assert "kind" in broken(lambda q: q.pop("kind"))
+    assert "kind 'trivia'" in broken(lambda q: q.update(kind="trivia"))
+    assert "no section" in broken(lambda q: q.pop("section"))
+    assert "has no heading '## 9.'" in broken(lambda q: q.update(section="05 §9"))
+    assert "comes after" in broken(lambda q: q.update(section="11 §1"))  # a forward reference
+    assert "not 'NN §k'" in broken(lambda q: q.update(section="5.1"))
+    assert "hint restates" in broken(lambda q: q.update(hint="Maybe: Raise the *learning rate* first, then see."))
+    assert "hint restates" not in broken(lambda q: q.update(hint="Raise the learning rate? See 05 §1."))  # 4 words
+    review = "12_review"
+    assert broken(lambda q: q.update(section=["05 §1", "03 §1"]), review) == ""
+    assert "at least two notebooks" in broken(lambda q: q.update(section="05 §1"), review)
+    assert "at least two notebooks" in broken(lambda q: q.update(section=["05 §1", "05 §2"]), review)
+
+    longest = _copy(good)
+    longest["answers"][0]["answer"] = "raise the learning rate first, then watch the loss"
+    assert rules.correct_is_longest(longest)
+    longest["answers"][1]["answer"] = "raise r to 64 at once, and then watch the val loss"  # as long: no cue
+    assert not rules.correct_is_longest(longest)
+
+    ok = {"questions": 100, "decision": 34, "concept": 40, "compute": 21, "recall": 5, "single": 60, "longest": 20}
+    assert rules.share_problems(ok) == []
+    assert "decision share" in " ".join(rules.share_problems({**ok, "decision": 33, "concept": 41}))
+    assert "recall share" in " ".join(rules.share_problems({**ok, "recall": 6, "compute": 20}))
+    assert "length cue" in " ".join(rules.share_problems({**ok, "longest": 21}))
+
+
+def test_the_report_script_measures_the_bank(tmp_path):
+    """scripts/quiz_bank_report.py is a thin CLI over rules.bank_report: a folder with one broken file."""
+    q = _copy(BANK["03_counting"][0])
+    q["kind"], q["section"] = "recall", "07 §1"
+    (tmp_path / "03_counting.json").write_text(json.dumps([q]))
+    r = rules.bank_report(tmp_path, ROOT / "notebooks")
+    assert r["total"]["questions"] == 1 and r["total"]["recall"] == 1
+    assert any(p.startswith("03_counting Q1: section '07 §1' comes after") for p in r["problems"])
+    assert any("decision share" in p for p in r["problems"]) and any("recall share" in p for p in r["problems"])
 
 
 def test_validator_finds_each_kind_of_problem():
@@ -145,7 +259,7 @@ def test_validator_finds_each_kind_of_problem():
     num = next(q for q in good if q["type"] == "numeric")
 
     def broken(q, change):
-        q = json.loads(json.dumps(q))
+        q = _copy(q)
         change(q)
         return validate_questions([q])
 
@@ -164,9 +278,13 @@ def test_validator_finds_each_kind_of_problem():
         "unknown keys": broken(mc, lambda q: q.update(hnit="typo")),
         "caught by an earlier answer": broken(num, lambda q: q["answers"].insert(
             0, {"type": "range", "range": [-1e12, 1e12], "correct": False, "feedback": "Everything is wrong."})),
+        "kind must be one of": broken(mc, lambda q: q.update(kind="Decision")),
+        "section must be 'NN §k'": broken(mc, lambda q: q.update(section="notebook 5")),
+        "or a list of them": broken(mc, lambda q: q.update(section=["05 §1", 5])),
     }
     for expected, problems in cases.items():
         assert any(expected in p for p in problems), (expected, problems)
+    assert broken(mc, lambda q: q.update(kind="concept", section=["01 §2", "02 §1"])) == []
     assert validate_questions([]) and validate_questions({"question": "x"})
 
 
@@ -208,7 +326,7 @@ def test_numeric_answer_matches_lora_mini(name, i, q):
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", NOTEBOOKS)
+@pytest.mark.parametrize("name", QUIZZES)
 def test_renders_with_jupyterquiz(name, monkeypatch):
     import jupyterquiz  # noqa: F401  (requirements-dev.txt pins it; an ImportError fails this test)
     import jupyterquiz.dynamic.display as jq_display
@@ -218,10 +336,10 @@ def test_renders_with_jupyterquiz(name, monkeypatch):
     for ref in (BANK[name], str(QUIZ_DIR / f"{name}.json")):
         shown.clear()
         jupyterquiz.display_quiz(ref)
-        html, script = shown[0].data, shown[1].data
-        assert 'data-shuffleanswers="True"' in html
+        page, script = shown[0].data, shown[1].data
+        assert 'data-shuffleanswers="True"' in page
         m = re.match(r"var questions(\w+)=(.*?);\n\nif \(typeof Question === 'undefined'\)", script, re.S)
-        assert m and m.group(1) in html
+        assert m and m.group(1) in page
         assert json.loads(m.group(2)) == BANK[name]  # the questions reach the page intact
         for kind in {q["type"] for q in BANK[name]}:
             assert f"Question.register('{kind}'" in script  # a renderer exists for every type used
@@ -232,9 +350,25 @@ def test_renders_with_jupyterquiz(name, monkeypatch):
 # ---------------------------------------------------------------------------
 
 
+def _unmark(text: str) -> str:
+    """Markdown text as a reader sees it: marks (** * `) gone, whitespace collapsed."""
+    return " ".join(re.sub(r"[*`]", "", text).split())
+
+
+def _label(answer: str) -> str:
+    """An option as its RadioButtons / Checkbox label reads: ** and ` marks gone."""
+    return re.sub(r"\*\*|`", "", answer)
+
+
+def _shown(value: str) -> str:
+    """What an HTML widget shows as text: tags gone, entities decoded, whitespace collapsed."""
+    value = re.sub(r"<(br|/?li|/?ul)>", " ", value)  # line breaks and list items separate words
+    return " ".join(_unmark(html.unescape(re.sub(r"<[^>]+>", "", value))).split())
+
+
 def _core(feedback: str) -> str:
-    """The end of the feedback as HTML (the widget may fold a leading "Right." into its bold verdict)."""
-    return quiz_mod._md_to_html(feedback)[-40:]
+    """The end of a feedback as the reader sees it (the widget may fold a leading "Right." into its verdict)."""
+    return _unmark(feedback)[-40:]
 
 
 def _mc(name="00_why_lora", k=0) -> dict:
@@ -247,15 +381,14 @@ def _many() -> dict:
 
 def test_multiple_choice_wrong_then_retry_then_right():
     q = _mc()
-    quiz = Quiz([q, BANK["00_why_lora"][1]], shuffle=False)
+    quiz = Quiz([q, next(p for p in BANK["00_why_lora"][1:] if p["type"] == "multiple_choice")], shuffle=False)
     card = quiz.cards[0]
     assert quiz.score_label.value == "0 / 2 correct on first try"
     wrong = _wrong_index(q)
     card.choice.value = wrong
     card.check_button.click()
     assert "Not quite" in card.feedback.value and "Correct" not in card.feedback.value
-    assert card.feedback.value == quiz_mod._feedback_html(grade(q, wrong))
-    assert _core(q["answers"][wrong]["feedback"]) in card.feedback.value
+    assert _core(q["answers"][wrong]["feedback"]) in _shown(card.feedback.value)
     assert quiz.score_label.value == "0 / 2 correct on first try"
     assert card.choice.disabled and card.check_button.disabled and not card.retry_button.disabled
 
@@ -267,8 +400,8 @@ def test_multiple_choice_wrong_then_retry_then_right():
     card.choice.value = right
     card.check_button.click()
     assert card.feedback.value.startswith("<b>Correct.</b>")
-    assert card.feedback.value == quiz_mod._feedback_html(grade(q, right))
-    assert _core(q["answers"][right]["feedback"]) in card.feedback.value
+    assert _core(q["answers"][right]["feedback"]) in _shown(card.feedback.value)
+    assert _core(q["answers"][wrong]["feedback"]) not in _shown(card.feedback.value)
     assert quiz.score_label.value == "0 / 2 correct on first try"  # right only on the second try
 
     second = quiz.cards[1]
@@ -296,7 +429,7 @@ def test_hint_button_shows_the_hint():
     card = Quiz([q], shuffle=False).cards[0]
     assert card.hint.value == ""
     card.hint_button.click()
-    assert quiz_mod._md_to_html(q["hint"]) in card.hint.value and "Hint" in card.hint.value
+    assert _shown(card.hint.value) == "Hint: " + _unmark(q["hint"])
     assert card.first_try is None  # a hint is not an attempt
 
 
@@ -313,9 +446,9 @@ def test_many_choice_paths():
     card.check_button.click()
     fb = card.feedback.value
     assert "Not quite" in fb
-    assert quiz_mod._md_to_html(q["answers"][right[0]]["feedback"]) in fb
-    assert quiz_mod._md_to_html(q["answers"][wrong[0]]["feedback"]) in fb
-    assert quiz_mod._md_to_html(q["answers"][right[1]]["feedback"]) not in fb  # unticked: not revealed
+    assert _core(q["answers"][right[0]]["feedback"]) in _shown(fb)
+    assert _core(q["answers"][wrong[0]]["feedback"]) in _shown(fb)
+    assert _core(q["answers"][right[1]]["feedback"]) not in _shown(fb)  # unticked: not revealed
     assert all(box.disabled for box in card.checkboxes)
     assert quiz.score_label.value == "0 / 1 correct on first try"
 
@@ -332,37 +465,49 @@ def test_many_choice_paths():
     assert card.feedback.value.startswith("<b>Correct.</b>")
 
 
+COUNT_Q = {  # a question of our own: the bank's numeric questions may change, these paths must not
+    "question": "LoRA with r = 4 on the query and value projections (64 × 64) of 3 layers: trainable parameters?",
+    "type": "numeric", "hint": "r·(in + out) per adapted matrix.", "check": "own", "answers": [
+        {"type": "value", "value": 3072, "correct": True, "feedback": "Right: 2 matrices × 3 layers × 4·(64 + 64)."},
+        {"type": "value", "value": 1536, "correct": False, "feedback": "That counts only one of the two projections."},
+        {"type": "default", "feedback": "Not quite. Count r·(in + out) for each adapted matrix."}]}
+PERCENT_Q = {"question": "What percent is trainable?", "type": "numeric", "precision": 3, "hint": "A ratio.",
+             "check": "own_percent", "answers": [
+                 {"type": "value", "value": 1.3244, "correct": True, "feedback": "Right: trainable / total."},
+                 {"type": "default", "feedback": "Not quite: divide trainable by total, times 100."}]}
+
+
 def test_numeric_paths():
-    q = _find("03_counting", "trainable_qv_r4")
+    q = COUNT_Q
+    assert validate_questions([COUNT_Q, PERCENT_Q]) == []
     quiz = Quiz([q], shuffle=False)
     card = quiz.cards[0]
     card.choice.value = "not a number"
     card.check_button.click()
     assert "Type a number" in card.feedback.value and card.first_try is None
-    examples = [quiz_mod.parse_number(x) for x in re.findall(r"[\d.,/e]+\d", card.choice.placeholder)]
+    examples = [parse_number(x) for x in re.findall(r"[\d.,/e]+\d", card.choice.placeholder)]
     assert examples == [1500, 1500, 2 / 3, 1500]
-    for _, _, other in NUMERIC:  # the placeholder never suggests an answer
+    for _, _, other in NUMERIC:  # the placeholder never suggests an answer of the bank
         assert not any(grade(other, x).correct for x in examples)
 
     card.choice.value = "1536"
     card.check_button.click()
-    fb_1536 = next(a["feedback"] for a in q["answers"] if a.get("value") == 1536)
-    assert "Not quite" in card.feedback.value and _core(fb_1536) in card.feedback.value
+    assert "Not quite" in card.feedback.value and "only one of the two projections" in _shown(card.feedback.value)
 
     card.retry_button.click()
     assert card.choice.value == "" and not card.choice.disabled
     card.choice.value = "12345"
     card.check_button.click()
-    assert _core(q["answers"][-1]["feedback"]) in card.feedback.value  # the default
+    assert _shown(card.feedback.value) == "Not quite. Count r·(in + out) for each adapted matrix."  # the default
     assert card.feedback.value.count("Not quite") == 1  # the default's own "Not quite." is not repeated
 
     card.retry_button.click()
     card.choice.value = " 3,072 "
     card.check_button.click()
-    assert card.feedback.value.startswith("<b>Correct.</b>")
+    assert _shown(card.feedback.value) == "Correct. 2 matrices × 3 layers × 4·(64 + 64)."
     assert quiz.score_label.value == "0 / 1 correct on first try"
 
-    pct = Quiz([_find("03_counting", "trainable_percent_qv_r4")], shuffle=False).cards[0]
+    pct = Quiz([PERCENT_Q], shuffle=False).cards[0]
     pct.choice.value = "1.32%"
     pct.check_button.click()
     assert pct.feedback.value.startswith("<b>Correct.</b>")  # precision: 3 significant digits
@@ -375,9 +520,9 @@ def test_numeric_grading_follows_jupyterquiz():
         {"type": "default", "feedback": "no"}]}
     assert grade(q, 3.1).correct and grade(q, 3.149).feedback == "pi"  # both round to 3.1
     assert grade(q, 3.04).feedback == "close" and not grade(q, 3.04).correct  # ranges are [lo, hi)
-    assert grade(q, 2.9) == quiz_mod.Result(False, "no")
-    assert quiz_mod.parse_number("1/4") == 0.25 and quiz_mod.parse_number("2e3") == 2000
-    assert quiz_mod.parse_number("") is None and quiz_mod.parse_number("1/0") is None
+    assert grade(q, 2.9) == Result(False, "no")
+    assert parse_number("1/4") == 0.25 and parse_number("2e3") == 2000
+    assert parse_number("") is None and parse_number("1/0") is None
 
 
 def test_shuffle_is_seeded_and_can_be_switched_off():
@@ -393,17 +538,17 @@ def test_shuffle_is_seeded_and_can_be_switched_off():
         assert sorted(card.order) == sorted(range(len(card.options))) if card.order else True
         if card.question["type"] == "multiple_choice":  # each label still maps to its own answer
             for label, j in card.choice.options:
-                assert label == quiz_mod._plain(card.question["answers"][j]["answer"])
+                assert label == _label(card.question["answers"][j]["answer"])
             card.choice.value = _correct_index(card.question)
             card.check_button.click()
             assert card.feedback.value.startswith("<b>Correct.</b>")
         if card.question["type"] == "many_choice":
             labels = [box.description for box in card.checkboxes]
-            assert labels == [quiz_mod._plain(card.question["answers"][j]["answer"]) for j in card.order]
+            assert labels == [_label(card.question["answers"][j]["answer"]) for j in card.order]
 
 
 def test_widgets_carry_css_classes():
-    quiz = Quiz([_mc(), _many(), _find("03_counting", "trainable_qv_r4")], shuffle=False)
+    quiz = Quiz([_mc(), _many(), COUNT_Q], shuffle=False)
     assert "lora-quiz" in quiz.widget._dom_classes and "lora-quiz-score" in quiz.score_label._dom_classes
     for card in quiz.cards:
         assert "lora-quiz-card" in card.widget._dom_classes
@@ -423,14 +568,15 @@ def test_widgets_carry_css_classes():
 
 
 def test_markdown_lite():
-    html = quiz_mod._md_to_html("**bold** and `a<b` and $x < y$ and *it*")
-    assert html == "<b>bold</b> and <code>a&lt;b</code> and $x &lt; y$ and <i>it</i>"
-    assert quiz_mod._md_to_html("$a*b*c$") == "$a*b*c$"  # math is left to MathJax
-    assert quiz_mod._plain("`lora_A` is **trained**") == "lora_A is trained"
-    verdict = quiz_mod._feedback_html
-    assert verdict(quiz_mod.Result(True, "Right. Because `B` is zero.")) == "<b>Correct.</b> Because <code>B</code> is zero."
-    assert verdict(quiz_mod.Result(False, "No: it is frozen.")) == "<b>Not quite.</b> It is frozen."
-    assert verdict(quiz_mod.Result(False, "Right idea, wrong sign.")) == "<b>Not quite.</b> Right idea, wrong sign."
+    assert md_to_html("**bold** and `a<b` and $x < y$ and *it*") == \
+        "<b>bold</b> and <code>a&lt;b</code> and $x &lt; y$ and <i>it</i>"
+    assert md_to_html("$a*b*c$") == "$a*b*c$"  # math is left to MathJax
+    assert md_to_html("- one\n- two") == "<ul><li>one</li><li>two</li></ul>"
+    assert plain("`lora_A` is **trained**") == "lora_A is trained"
+    verdict = feedback_html
+    assert verdict(Result(True, "Right. Because `B` is zero.")) == "<b>Correct.</b> Because <code>B</code> is zero."
+    assert verdict(Result(False, "No: it is frozen.")) == "<b>Not quite.</b> It is frozen."
+    assert verdict(Result(False, "Right idea, wrong sign.")) == "<b>Not quite.</b> Right idea, wrong sign."
 
 
 # ---------------------------------------------------------------------------
@@ -448,7 +594,7 @@ def _assert_reveals_nothing(text: str, questions: list[dict]) -> None:
     assert title.startswith("**Quiz: ") and "correct" not in title.lower()
     for q in sorted(questions, key=lambda q: -len(q["question"])):
         rest = rest.replace(q["question"], "", 1)
-    labels = [quiz_mod._plain(a["answer"]) for q in questions for a in q["answers"] if "answer" in a]
+    labels = [_label(a["answer"]) for q in questions for a in q["answers"] if "answer" in a]
     for label in sorted(labels, key=len, reverse=True):
         rest = rest.replace(f") {label}\n", ")\n", 1)
     structure = re.compile(r"(\d+\.  \*\((choose one|choose all that apply|type a number)\)\*|    - [a-h]\)|)")
@@ -464,7 +610,7 @@ def test_text_fallback_is_readable_and_reveals_nothing(name):
         assert q["question"] in text
         for a in q.get("answers", []):
             if "answer" in a:
-                assert quiz_mod._plain(a["answer"]) in text
+                assert _label(a["answer"]) in text
     _assert_reveals_nothing(text, questions)
 
 
@@ -475,7 +621,7 @@ def test_quiz_displays_as_widget_with_a_safe_text_fallback(capsys):
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == quiz.widget.model_id
     assert bundle["text/plain"] == bundle["text/markdown"] == quiz.text() == repr(quiz)
     first_mc = next(c for c in quiz.cards if c.question["type"] == "multiple_choice")
-    lines = [f"{ch}) {quiz_mod._plain(a['answer'])}" for ch, a in zip("abcdefgh", first_mc.options)]
+    lines = [f"{ch}) {_label(a['answer'])}" for ch, a in zip("abcdefgh", first_mc.options)]
     assert all(line in bundle["text/plain"] for line in lines)  # options in the order shown
     _assert_reveals_nothing(bundle["text/plain"], questions)
 
@@ -497,41 +643,90 @@ def test_names_and_paths():
         Quiz([{"question": "x", "type": "multiple_choice", "answers": []}])
 
 
-def test_review_holds_every_question_with_a_score_per_notebook():
-    from lora_mini import Review
+# ---------------------------------------------------------------------------
+# The review: the exam first, then practice by notebook, one question at a time
+# ---------------------------------------------------------------------------
 
-    review = Review(seed=3)
-    assert len(review.questions) == sum(len(qs) for qs in BANK.values())
-    assert sorted(review.topics) != review.topics  # shuffled across notebooks
-    assert Review(seed=3).topics == review.topics  # repeatably
-    i = next(k for k, q in enumerate(review.questions) if q["type"] == "multiple_choice")
-    card, topic = review.go(i), review.topics[i]
+STUB_EXAM = [  # two integrative questions of our own, so that these tests do not depend on 12_review.json
+    {"question": "An 8B model and one 24 GB GPU: which way to fine-tune?", "type": "multiple_choice",
+     "kind": "decision", "section": ["03 §1", "10 §1"], "hint": "Count the bytes per parameter.", "answers": [
+         {"answer": "QLoRA: a 4-bit base and LoRA on top", "correct": True, "feedback": "Right: the stub's answer."},
+         {"answer": "Full fine-tuning with Adam", "correct": False, "feedback": "No: the stub's wrong answer one."},
+         {"answer": "LoRA on a 32-bit base", "correct": False, "feedback": "No: the stub's wrong answer two."}]},
+    {"question": "Which are true of merging an adapter for serving?", "type": "many_choice",
+     "kind": "concept", "section": ["07 §1", "02 §1"], "hint": "What does W + BA cost per token?", "answers": [
+         {"answer": "no extra latency", "correct": True, "feedback": "Right: one matrix, as before."},
+         {"answer": "one adapter per merged copy", "correct": True, "feedback": "Right: the copy holds one task."},
+         {"answer": "it trains the base", "correct": False, "feedback": "No: merging adds B·A, it trains nothing."}]},
+]
+
+
+@pytest.fixture
+def quiz_dir(tmp_path):
+    """The shipped notebook quizzes and a 2-question stub exam, in a folder of their own."""
+    for name in NOTEBOOKS:
+        (tmp_path / f"{name}.json").write_text(json.dumps(BANK[name]), encoding="utf-8")
+    (tmp_path / f"{REVIEW_QUIZ}.json").write_text(json.dumps(STUB_EXAM), encoding="utf-8")
+    assert validate_questions(STUB_EXAM) == []
+    return tmp_path
+
+
+def test_review_is_the_exam_then_practice_by_notebook(quiz_dir):
+    review = Review(seed=3, quiz_dir=quiz_dir)
+    assert review.exam_size == 2 and review.topics[:2] == [REVIEW_QUIZ] * 2
+    assert sorted(q["question"] for q in review.questions[:2]) == sorted(q["question"] for q in STUB_EXAM)
+    practice = review.topics[2:]
+    assert practice == sorted(practice) and list(dict.fromkeys(practice)) == NOTEBOOKS  # notebook by notebook
+    for name in NOTEBOOKS:
+        drawn = [q for t, q in zip(review.topics, review.questions) if t == name]
+        assert sorted(map(json.dumps, drawn)) == sorted(map(json.dumps, BANK[name]))  # every question, once
+    assert [q for q in review.questions if q in BANK["03_counting"]] != BANK["03_counting"]  # shuffled within
+    again, other = Review(seed=3, quiz_dir=quiz_dir), Review(seed=4, quiz_dir=quiz_dir)
+    assert again.questions == review.questions and again.orders == review.orders  # repeatably
+    assert other.questions != review.questions
+    for q, order in zip(review.questions, review.orders):  # options shuffled, none lost
+        assert sorted(order) == list(range(len(q["answers"]) if q["type"] != "numeric" else 0))
+
+
+def test_review_scores_the_exam_apart_and_practice_per_notebook(quiz_dir):
+    review = Review(seed=3, quiz_dir=quiz_dir, notebook_dir="../notebooks/")
+    assert review.score_label.value.startswith("Exam: 0 / 2 correct on first try")
+    card = review.go(next(k for k in range(2) if review.questions[k]["type"] == "multiple_choice"))
     card.choice.value = _correct_index(card.question)
     card.check_button.click()
-    j = next(k for k, q in enumerate(review.questions) if q["type"] == "multiple_choice" and review.topics[k] != topic)
-    other, other_topic = review.go(j), review.topics[j]
-    other.choice.value = _wrong_index(other.question)
-    other.check_button.click()
+    i = next(k for k in range(2, len(review.questions)) if review.questions[k]["type"] == "multiple_choice")
+    topic = review.topics[i]
+    card = review.go(i)
+    card.choice.value = _correct_index(card.question)
+    card.check_button.click()
+    j = next(k for k in range(2, len(review.questions))
+             if review.questions[k]["type"] == "multiple_choice" and review.topics[k] != topic)
+    other_topic = review.topics[j]
+    card = review.go(j)
+    card.choice.value = _wrong_index(card.question)
+    card.check_button.click()
+    assert review.score_label.value.startswith("Exam: 1 / 2 correct on first try (1 checked")
     scores = review.topic_scores()
-    assert scores[topic][:2] == (1, 1) and scores[other_topic][:2] == (0, 1)
-    assert scores[topic][2] == len(BANK[topic])
-    assert f"href='{topic}.ipynb'" in review.topic_table.value and "1 / 1 checked" in review.topic_table.value
-    assert review.topic_table in review.widget.children
-    assert review.score_label.value.startswith("1 / ")
+    assert list(scores) == NOTEBOOKS  # the exam is not a row of the table
+    assert scores[topic] == (1, 1, len(BANK[topic])) and scores[other_topic][:2] == (0, 1)
+    rows = review.topic_table.value.split("<tr>")[1:]
+    assert len(rows) == len(NOTEBOOKS)
+    row = next(r for r in rows if f">{topic}<" in r)
+    assert f"href='../notebooks/{topic}.ipynb'" in row and "1 / 1 checked" in row
+    assert review.score == 2 and review.topic_table in review.widget.children
 
 
-def test_review_shows_one_question_at_a_time_and_remembers_first_tries():
+def test_review_shows_one_question_at_a_time_and_remembers_first_tries(quiz_dir):
     from ipywidgets.widgets.widget import _instances
 
-    from lora_mini import Review
-
-    review = Review(seed=0)
+    review = Review(seed=0, quiz_dir=quiz_dir)
     assert review.holder.children == (review.card.widget,) and review.prev_button.disabled
+    assert "question 1 of" in review.position.value and "the exam" in review.position.value
     i = next(k for k, q in enumerate(review.questions) if q["type"] == "multiple_choice")
     review.go(i).choice.value = _wrong_index(review.questions[i])
     review.card.check_button.click()
     review.next_button.click()
-    assert review.index == i + 1 and f"question {i + 2} of" in review.position.value
+    assert review.index == i + 1 and f"question {i + 2} of {len(review.questions)}" in review.position.value
     review.prev_button.click()  # back: a new card, the first try remembered; a right retry does not count
     assert review.card.first_try is False
     review.card.choice.value = _correct_index(review.questions[i])
@@ -542,9 +737,43 @@ def test_review_shows_one_question_at_a_time_and_remembers_first_tries():
         review.go(k)
         live.append(len(_instances))
     assert max(live) - min(live) < 25
-    last = review.topics[-1]
-    review.jump.value = last  # the selector jumps to that notebook's first question, then resets
-    assert review.index == review.topics.index(last) and review.jump.value == ""
+    review.jump.value = "05_choosing_settings"  # the selector jumps to that notebook's practice, then resets
+    assert review.index == review.topics.index("05_choosing_settings") and review.jump.value == ""
+    assert "practice: 05 Choosing" in review.position.value
+    review.jump.value = REVIEW_QUIZ  # and back to the exam
+    assert review.index == 0 and review.jump.value == ""
     assert review.go(10**6) is review.card and review.index == len(review.questions) - 1  # clamped
-    assert review.next_button.disabled
+    assert review.next_button.disabled and review.card.widget in review.holder.children
 
+
+def test_review_text_fallback_reveals_nothing(quiz_dir, capsys, monkeypatch):
+    review = Review(seed=1, quiz_dir=quiz_dir)
+    text = review.text()
+    bundle = review._repr_mimebundle_()
+    assert bundle["text/plain"] == bundle["text/markdown"] == text == repr(review)
+    exam, _, practice = text.partition("**Quiz: review, part 2: practice by notebook**")
+    assert exam.startswith("**Quiz: review, part 1: the exam**") and practice
+    for k, (q, order) in enumerate(zip(review.questions, review.orders), start=1):
+        assert f"{k}. {q['question']}" in (exam if k <= 2 else practice)
+        for letter, j in zip("abcdefgh", order):
+            assert f"{letter}) {_label(q['answers'][j]['answer'])}" in text  # options in the order shown
+    _assert_reveals_nothing("**Quiz: x**\n" + exam.partition("\n")[2] + practice.partition("\n")[2],
+                            review.questions)
+
+    import lora_mini.quiz.review as review_mod
+    from lora_mini import show_review
+
+    made = []
+    monkeypatch.setattr(review_mod, "Review", lambda seed=None: made.append(seed) or Review(seed=seed, quiz_dir=quiz_dir))
+    show_review(seed=1)  # no IPython kernel here: display() prints the text
+    assert made == [1] and capsys.readouterr().out.strip() == text.strip()
+
+
+def test_the_shipped_review_opens_with_the_exam():
+    """Notebook 12 as shipped: the exam of lora_mini/quizzes/12_review.json first, then every notebook's quiz."""
+    review = Review(seed=0)
+    assert review.exam_size == len(BANK[REVIEW_QUIZ]) >= 2
+    assert len(review.questions) == sum(len(BANK[n]) for n in QUIZZES)
+    assert set(review.topics[:review.exam_size]) == {REVIEW_QUIZ}
+    n = next(i for i, q in enumerate(review.questions) if q["type"] == "multiple_choice")
+    assert review.go(n) is review.card and review.card.question is review.questions[n]  # D's browser test
