@@ -1,5 +1,6 @@
-"""The setup check (lora_mini.doctor): what it reports on this machine, each problem it can meet with its fix,
-and that it never raises. The widget test in a real JupyterLab is in tests/test_browser_doctor.py."""
+"""The setup check (lora_mini.doctor; its checks in doctor_checks, its notebook part in doctor_widget): what it
+reports on this machine, each problem it can meet with its fix, and that it never raises. The widget test in a
+real JupyterLab is in tests/test_browser_doctor.py."""
 import importlib.metadata as metadata
 import json
 import platform
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lora_mini import doctor
+from lora_mini import doctor, doctor_checks, doctor_widget
 
 ROOT = Path(__file__).resolve().parent.parent
 CPU_WHEEL = sys.platform == "linux" and platform.machine() == "x86_64"
@@ -65,14 +66,14 @@ def test_notebook_cell_explains_a_kernel_without_the_course(tmp_path):
 
 
 def test_python_too_old(monkeypatch):
-    monkeypatch.setattr(doctor, "MIN_PYTHON", (sys.version_info[0], sys.version_info[1] + 1))
-    check = doctor.check_python()
+    monkeypatch.setattr(doctor_checks, "MIN_PYTHON", (sys.version_info[0], sys.version_info[1] + 1))
+    check = doctor_checks.check_python()
     assert check.status == "problem" and "python3.11 -m venv" in check.fix
 
 
 def test_torch_that_does_not_import_gets_the_reinstall_of_the_right_build(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
-    check = doctor.check_torch()
+    check = doctor_checks.check_torch()
     assert check.status == "problem" and "import torch fails: ModuleNotFoundError" in check.detail
     wanted = "torch==2.13.0+cpu --extra-index-url https://download.pytorch.org/whl/cpu" if CPU_WHEEL else "torch==2.13.0"
     assert check.fix.endswith(f"-m pip install --force-reinstall --no-deps {wanted}")
@@ -81,11 +82,11 @@ def test_torch_that_does_not_import_gets_the_reinstall_of_the_right_build(monkey
 
 def test_torch_version_and_cuda_build(monkeypatch):
     monkeypatch.setattr(torch, "__version__", "2.12.0")
-    check = doctor.check_torch()
+    check = doctor_checks.check_torch()
     assert check.status == "problem" and "the course pins 2.13.0" in check.detail
     monkeypatch.setattr(torch, "__version__", "2.13.0")
     monkeypatch.setattr(torch.version, "cuda", "12.8")
-    check = doctor.check_torch()
+    check = doctor_checks.check_torch()
     assert "CUDA 12.8 build" in check.detail
     assert check.status == ("note" if CPU_WHEEL else "ok")
     if CPU_WHEEL:
@@ -93,16 +94,16 @@ def test_torch_version_and_cuda_build(monkeypatch):
 
 
 def test_notebook_stack_problems(monkeypatch):
-    real = doctor._version
-    monkeypatch.setattr(doctor, "_version", lambda name: "3.6.8" if name == "jupyterlab" else real(name))
-    check = doctor.check_notebook_stack()
+    real = doctor_checks._version
+    monkeypatch.setattr(doctor_checks, "_version", lambda name: "3.6.8" if name == "jupyterlab" else real(name))
+    check = doctor_checks.check_notebook_stack()
     assert check.status == "problem" and "jupyterlab 3.6.8" in check.detail
     assert "jupyterlab==4.6.6" in check.fix and "ipywidgets==8.1.9" in check.fix
-    monkeypatch.setattr(doctor, "_version", lambda name: None if name == "ipykernel" else real(name))
-    check = doctor.check_notebook_stack()
+    monkeypatch.setattr(doctor_checks, "_version", lambda name: None if name == "ipykernel" else real(name))
+    check = doctor_checks.check_notebook_stack()
     assert check.status == "problem" and "ipykernel missing" in check.detail and check.fix.endswith("-r requirements.txt")
-    monkeypatch.setattr(doctor, "_version", lambda name: "8.1.5" if name == "ipywidgets" else real(name))
-    check = doctor.check_notebook_stack()
+    monkeypatch.setattr(doctor_checks, "_version", lambda name: "8.1.5" if name == "ipywidgets" else real(name))
+    check = doctor_checks.check_notebook_stack()
     assert check.status == "note" and "ipywidgets 8.1.5 (pinned 8.1.9)" in check.detail
 
 
@@ -111,19 +112,19 @@ def test_widget_manager_disabled_or_missing(monkeypatch, tmp_path):
     (tmp_path / "labconfig" / "page_config.json").write_text(
         json.dumps({"disabledExtensions": {doctor.WIDGET_MANAGER: True}}))
     monkeypatch.setenv("JUPYTER_CONFIG_PATH", str(tmp_path))
-    check = doctor.check_widget_manager()
+    check = doctor_checks.check_widget_manager()
     assert check.status == "problem" and "disabled" in check.detail
     assert check.fix == f"jupyter labextension enable {doctor.WIDGET_MANAGER}"
     monkeypatch.delenv("JUPYTER_CONFIG_PATH")
     monkeypatch.setattr("jupyter_core.paths.jupyter_path", lambda *parts: [str(tmp_path / "nothing")])
-    check = doctor.check_widget_manager()
+    check = doctor_checks.check_widget_manager()
     assert check.status == "problem" and "not installed" in check.detail
     assert check.fix.endswith("-m pip install jupyterlab_widgets==3.0.17")
 
 
 def test_environment_without_the_course_installed(monkeypatch):
-    monkeypatch.setattr(doctor, "_course_distribution", lambda: None)
-    check = doctor.check_environment()
+    monkeypatch.setattr(doctor_checks, "_course_distribution", lambda: None)
+    check = doctor_checks.check_environment()
     assert check.status == "problem" and sys.prefix in check.detail
     if (ROOT / ".venv").is_dir():
         assert "ipykernel install --user --name lora-mini" in check.fix
@@ -133,10 +134,10 @@ def test_a_check_that_breaks_is_reported_not_raised(monkeypatch, capsys):
     def broken():
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(doctor, "check_environment", broken)
+    monkeypatch.setattr(doctor_checks, "check_environment", broken)
     checks = _by_name(doctor.run_checks())
     assert checks["environment"].status == "note" and "boom" in checks["environment"].detail
-    monkeypatch.setattr(doctor, "run_checks", broken)
+    monkeypatch.setattr(doctor_widget, "run_checks", broken)
     doctor.check_setup()  # must not raise
     assert "could not finish: RuntimeError: boom" in capsys.readouterr().out
 
@@ -173,13 +174,13 @@ def probe(monkeypatch):
     widget = W.HTML(value="probe")
     widget._view_count = 0
     yield widget, recorder
-    doctor._Busy.running = False
+    doctor_widget._Busy.running = False
 
 
 def test_widget_view_reported_turns_the_status_ok(probe):
     widget, recorder = probe
-    doctor._Busy.running = False
-    doctor._watch_widget(widget, "id", timeout_s=30)
+    doctor_widget._Busy.running = False
+    doctor_widget._watch_widget(widget, "id", timeout_s=30)
     widget._view_count = 1  # what the frontend does when it creates the view
     assert _wait_until(lambda: recorder.updates)
     assert "lora-doctor-ok" in recorder.updates[0] and "rendered the test widget" in recorder.updates[0]
@@ -189,8 +190,8 @@ def test_widget_view_reported_turns_the_status_ok(probe):
 
 def test_no_view_while_idle_turns_the_status_into_the_problem_then_ok_if_it_comes_late(probe):
     widget, recorder = probe
-    doctor._Busy.running = False
-    doctor._watch_widget(widget, "id", timeout_s=0.5)
+    doctor_widget._Busy.running = False
+    doctor_widget._watch_widget(widget, "id", timeout_s=0.5)
     assert _wait_until(lambda: recorder.updates)
     assert "lora-doctor-problem" in recorder.updates[0] and "no view of the test widget" in recorder.updates[0]
     assert "fix: <code>open the notebook in JupyterLab 4 started from the course" in recorder.updates[0]
@@ -201,10 +202,10 @@ def test_no_view_while_idle_turns_the_status_into_the_problem_then_ok_if_it_come
 
 def test_a_busy_kernel_is_not_taken_for_a_missing_view(probe):
     widget, recorder = probe
-    doctor._Busy.running = True  # a cell is running: the view cannot report back yet
-    doctor._watch_widget(widget, "id", timeout_s=0.5)
+    doctor_widget._Busy.running = True  # a cell is running: the view cannot report back yet
+    doctor_widget._watch_widget(widget, "id", timeout_s=0.5)
     time.sleep(1.5)
     assert recorder.updates == []
-    doctor._Busy.running = False  # the kernel goes idle: now the wait counts
+    doctor_widget._Busy.running = False  # the kernel goes idle: now the wait counts
     assert _wait_until(lambda: recorder.updates)
     assert "lora-doctor-problem" in recorder.updates[0]
