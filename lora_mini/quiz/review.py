@@ -41,7 +41,11 @@ class Review:
         self.exam_size = len(exam)
         self.topics = [name for name, _ in items]
         self.questions = [q for _, q in items]
-        self.orders = [rng.sample(default_order(q), len(default_order(q))) for q in self.questions]
+        self.orders = []  # each question's options, shuffled
+        for q in self.questions:
+            order = default_order(q)
+            rng.shuffle(order)
+            self.orders.append(order)
         self.first_try: list[bool | None] = [None] * len(self.questions)
         from ..progress import summary  # earlier visits' first tries, as saved when this review opened
 
