@@ -11,19 +11,19 @@ from .errors import AdapterFileError, LoraMiniError, LoraStateError, LoraTypeErr
 from .exercises import check_lora_forward, check_merge, check_subspace_similarity, check_trainable_params
 from .lora import (
     DoRALinear,
+    LoraConfig,
     LoRALinear,
     ParamCount,
     count_parameters,
     disable_lora,
     inject_lora,
-    load_adapter,
-    lora_state_dict,
-    loraplus_param_groups,
+    lora_layers,
     merge_lora,
     reset_lora,
-    save_adapter,
     unmerge_lora,
 )
+from .adapters import load_adapter, lora_state_dict, save_adapter
+from .variants import loraplus_param_groups
 from .memory import MemoryReport, account_peak, account_training_step, measure_peak_rss
 from .model import GPTConfig, ToyGPT
 from .peers import disable_peers, inject_peer, merge_peers, unload_merged, unmerge_peers
@@ -58,7 +58,9 @@ __all__ = [
     "exact_match",
     "complete",
     # LoRA
+    "LoraConfig",
     "LoRALinear",
+    "lora_layers",
     "inject_lora",
     "merge_lora",
     "unmerge_lora",

@@ -6,7 +6,6 @@ so that lora.py, train.py and the rest read as the algorithm they teach.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -15,11 +14,10 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn as nn
 
-from .errors import AdapterFileError, LoraStateError, LoraTypeError, LoraValueError
+from .errors import LoraStateError, LoraTypeError, LoraValueError
 
 MAX_NEW_NUMBERS = 2**28  # one inject_lora may add at most this many numbers (1 GiB of float32)
 MAX_BLOCK_SIZE = 4096  # quantisation blocks: QLoRA uses 64
-JSON_MAX_BYTES = 1_000_000  # an adapter_config.json is a few hundred bytes
 
 
 # ---------------------------------------------------------------------------
@@ -103,10 +101,10 @@ def new_numbers(count: int, what: str) -> None:
 
 
 def not_serving(net: nn.Module, call: str) -> None:
-    """Refuse calls inside ``with mixed_adapters(...)``: the LoRA layers are swapped out there."""
-    from .serving import MixedLoRALinear  # serving imports lora, which imports this module
+    """Refuse calls inside ``with mixed_adapters(...)``: the LoRA layers are swapped out there.
 
-    if any(isinstance(m, MixedLoRALinear) for m in net.modules()):
+    The swapped-in layers (serving.MixedLoRALinear) say so with ``mixed_adapters_layer = True``."""
+    if any(getattr(m, "mixed_adapters_layer", False) for m in net.modules()):
         raise LoraStateError(
             f"{call} cannot run inside `with mixed_adapters(...)`: the LoRA layers are swapped for "
             "per-row adapter stacks there; leave the with-block first"
@@ -120,11 +118,97 @@ def unmerged(layers: Sequence[nn.Module], call: str) -> None:
 
 def enabled(net: nn.Module, call: str) -> None:
     """Refuse calls inside ``with disable_lora(model):`` (which marks the model, and each LoRA layer)."""
-    from .lora import LoRALinear
-
-    disabled = any(isinstance(m, LoRALinear) and m.disabled for m in net.modules())
+    disabled = any(hasattr(m, "lora_A") and getattr(m, "disabled", False) for m in net.modules())  # LoRA layers
     if disabled or getattr(net, "_lora_disabled_depth", 0):
         raise LoraStateError(f"{call} cannot run inside `with disable_lora(model):`; leave that block first")
+
+
+# ---------------------------------------------------------------------------
+# LoRA's config, targets and variants (lora.py)
+# ---------------------------------------------------------------------------
+
+
+def lora_config(config: Any) -> None:
+    """A LoraConfig's fields: r, alpha, dropout as in hparams; flags True or False; init True or 'pissa'."""
+    hparams(config.r, config.alpha, config.dropout)
+    flag("use_rslora", config.use_rslora)
+    flag("use_dora", config.use_dora)
+    init = config.init_lora_weights
+    if init is not True and not (isinstance(init, str) and init == "pissa"):
+        raise LoraValueError(
+            f"init_lora_weights must be True (A random, B zero) or 'pissa' (A and B from the SVD of W), got {init!r}"
+        )
+
+
+def target_names(targets: object) -> list[str]:
+    targets = [targets] if isinstance(targets, str) else targets
+    if not isinstance(targets, (list, tuple)) or not targets or not all(isinstance(t, str) for t in targets):
+        raise LoraTypeError(f"targets must be a list of layer names such as ['q_proj', 'v_proj'], got {targets!r}")
+    return list(targets)
+
+
+def injection_plan(net: nn.Module, targets: list[str], config: Any, lora_layers: dict[str, nn.Module],
+                   wrappable: tuple[type, ...]) -> list[str]:
+    """The names inject_lora wraps, in model order; raises for any target that does not fit, before any change.
+
+    ``lora_layers`` are the model's LoRA layers already there; ``wrappable`` the classes LoRA can wrap.
+    """
+    inner = {id(layer.base) for layer in lora_layers.values()}  # Linears already wrapped
+    modules = [(n, m) for n, m in net.named_modules() if id(m) not in inner]
+    linears = [n for n, m in modules if isinstance(m, wrappable) or n in lora_layers]
+    to_wrap: set[str] = set()
+    for target in targets:
+        found = [(n, m) for n, m in modules if n == target or n.endswith("." + target)]
+        if not found:
+            raise LoraValueError(f"target {target!r} matches no module. Targets are names of nn.Linear layers, "
+                                 f"matched exactly or by their last parts; available: {linears}")
+        for name, module in found:
+            if name in lora_layers and module.config != config:
+                raise LoraValueError(f"{name} already has LoRA with {module.config}; to use {config}, "
+                                     "start again from a fresh base (load_base())")
+            if name not in lora_layers and not isinstance(module, wrappable):
+                raise LoraTypeError(f"target {target!r} matches {name}, a {type(module).__name__}, not an nn.Linear; "
+                                    f"name Linear layers instead, e.g. one of {linears[:6]}")
+            if name not in lora_layers:
+                if config.init_lora_weights == "pissa":
+                    _pissa_fits(name, module, config.r)
+                to_wrap.add(name)
+    return [n for n in linears if n in to_wrap]
+
+
+def _pissa_fits(name: str, module: nn.Module, r: int) -> None:
+    if not isinstance(module, nn.Linear):
+        raise LoraValueError(
+            f"init_lora_weights='pissa' rewrites the base weight of {name} as a residual, which a quantised "
+            "QuantLinear cannot hold exactly; PiSSA needs a float base (load_base() without quantize_base)"
+        )
+    k = min(module.in_features, module.out_features)
+    if r > k:
+        raise LoraValueError(f"init_lora_weights='pissa' takes the top r singular vectors, but {name} has only {k}; "
+                             f"use r <= {k}")
+
+
+def finite_weight(name: str, weight: torch.Tensor) -> torch.Tensor:
+    if not bool(torch.isfinite(weight).all()):
+        raise LoraValueError(f"the weight of {name} holds NaN or inf; PiSSA's SVD needs a finite W")
+    return weight
+
+
+def float_base(layer: nn.Module, name: str = "this layer") -> None:
+    """Merging needs a float base: a QuantLinear would re-quantise W + ΔW."""
+    if not isinstance(layer.base, nn.Linear):
+        raise LoraValueError(
+            f"{name} wraps a quantised QuantLinear: merging would re-quantise W + ΔW and lose the adapter's "
+            "precision; keep the adapter unmerged (QLoRA serves it that way), or inject into a float base to merge"
+        )
+
+
+def no_pissa(layers: Sequence[nn.Module], call: str) -> None:
+    if any(layer.config.init_lora_weights == "pissa" for layer in layers):
+        raise LoraValueError(
+            f"{call} cannot restart PiSSA layers: their base weight is now the residual of the SVD; "
+            "start again from a fresh base (load_base()) and inject_lora(..., init_lora_weights='pissa')"
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -180,64 +264,3 @@ def callback(value: object) -> Callable | None:
     if value is not None and not callable(value):
         raise LoraTypeError(f"callback must be a function callback(step, model) or None, got {value!r}")
     return value
-
-
-# ---------------------------------------------------------------------------
-# Files: tensors, metadata, JSON
-# ---------------------------------------------------------------------------
-
-
-def loaded_tensor(where: str, key: str, tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """A tensor read from a file, as ``dtype``: floating, finite, and cast only where the cast is exact."""
-    if not tensor.dtype.is_floating_point:
-        raise AdapterFileError(f"{where}: {key} has dtype {tensor.dtype}; LoRA weights are floating point")
-    if not bool(torch.isfinite(tensor).all()):
-        raise AdapterFileError(f"{where}: {key} holds NaN or infinite values; the adapter is broken, train it again")
-    cast = tensor.to(dtype)
-    if cast.dtype != tensor.dtype and not torch.equal(cast.to(tensor.dtype), tensor):
-        raise AdapterFileError(
-            f"{where}: {key} is {tensor.dtype} and does not convert exactly to the model's {dtype}; "
-            f"save it as {dtype}"
-        )
-    return cast
-
-
-def read_json(file: Path) -> Any:
-    """JSON from ``file``: any problem (unreadable, not JSON, absurdly nested or large) is an AdapterFileError."""
-    try:
-        if file.stat().st_size > JSON_MAX_BYTES:
-            raise AdapterFileError(f"{file} is larger than {JSON_MAX_BYTES:,} bytes; it is not an adapter config")
-        return json.loads(file.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError, RecursionError, OSError) as e:
-        raise AdapterFileError(f"{file} is not valid JSON ({type(e).__name__}: {str(e)[:200]})") from e
-
-
-def adapter_meta(where: Path, meta: dict[str, str]) -> tuple[int, float, bool, list[str] | None]:
-    """(r, alpha, use_rslora, targets) from an adapter file's metadata, or an AdapterFileError naming the field."""
-
-    def bad(field: str, why: str) -> AdapterFileError:
-        return AdapterFileError(f"{where}: metadata field {field!r} {why}; save the adapter again with save_adapter()")
-
-    r_text, alpha_text = meta.get("r"), meta.get("alpha")
-    if r_text is None or alpha_text is None:
-        raise bad("r" if r_text is None else "alpha", "is missing")
-    if not r_text.isascii() or not r_text.isdigit() or int(r_text) < 1:
-        raise bad("r", f"is {r_text!r}, not a positive integer")
-    try:
-        alpha = float(alpha_text)
-    except ValueError:
-        raise bad("alpha", f"is {alpha_text!r}, not a number") from None
-    if not math.isfinite(alpha) or alpha <= 0:
-        raise bad("alpha", f"is {alpha_text!r}, not a finite positive number")
-    rslora_text = meta.get("use_rslora", "false")  # files from before rsLoRA: plain LoRA
-    if rslora_text not in ("true", "false"):
-        raise bad("use_rslora", f"is {rslora_text!r}, not true or false")
-    targets = None
-    if "targets" in meta:
-        try:
-            targets = json.loads(meta["targets"])
-        except (ValueError, RecursionError):
-            targets = None
-        if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
-            raise bad("targets", f"is {meta['targets'][:80]!r}, not a JSON list of layer names")
-    return int(r_text), alpha, rslora_text == "true", targets

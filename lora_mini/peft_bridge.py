@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 import torch.nn as nn
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from . import checks
+from .adapters import checked_tensor, lora_state_dict, model_config, read_json, read_safetensors, write_atomic
 from .errors import AdapterFileError, LoraValueError
-from .lora import LORA_PARAMETERS, _lora_layers, _uniform_settings, inject_lora
+from .lora import LoraConfig, inject_lora, lora_layers
 from .quant import QuantLinear
 
 CONFIG_NAME = "adapter_config.json"
@@ -40,8 +39,7 @@ INITS = (True, False, "gaussian")  # PEFT inits that leave the base weights alon
 
 
 def _dropout(model: nn.Module) -> float:
-    rates = {layer.lora_dropout.p if isinstance(layer.lora_dropout, nn.Dropout) else 0.0
-             for layer in _lora_layers(model).values()}
+    rates = {layer.config.dropout for layer in lora_layers(model).values()}
     if len(rates) > 1:
         raise LoraValueError(f"LoRA layers use several dropout rates {sorted(rates)}; a PEFT config holds one")
     return rates.pop()
@@ -58,73 +56,58 @@ def export_peft(model: nn.Module, directory: str | os.PathLike) -> Path:
     """
     checks.model(model, "export_peft")
     directory = checks.path("directory", directory, "'my-adapter'")
-    settings = _uniform_settings(model)  # raises for no LoRA, or layers with different settings
-    if settings["init_lora_weights"] == "pissa":
+    config = model_config(model)  # raises for no LoRA, or layers with different configs
+    if config.init_lora_weights == "pissa":
         raise LoraValueError(
             "a PiSSA adapter only works on the residual base it was cut from, and PEFT would load it onto the "
             "original base; export plain LoRA, rsLoRA or DoRA, or save the whole model (model.state_dict())"
         )
-    layers = _lora_layers(model)
+    layers = lora_layers(model)
     checks.unmerged(list(layers.values()), "export_peft")
-    config = {
+    peft_config = {
         "peft_type": "LORA",
         "task_type": None,
         "base_model_name_or_path": None,
-        "r": settings["r"],
-        "lora_alpha": settings["alpha"],
+        "r": config.r,
+        "lora_alpha": config.alpha,
         "lora_dropout": _dropout(model),
         "target_modules": list(layers),
         "bias": "none",
-        "use_rslora": settings["use_rslora"],
-        "use_dora": settings["use_dora"],
+        "use_rslora": config.use_rslora,
+        "use_dora": config.use_dora,
         "init_lora_weights": True,
         "fan_in_fan_out": False,
         "modules_to_save": None,
         "inference_mode": True,
     }
-    tensors = {
-        PREFIX + name + SUFFIXES[part]: getattr(layer, part).detach().contiguous().cpu()
-        for name, layer in layers.items()
-        for part in LORA_PARAMETERS
-        if hasattr(layer, part)
-    }
-    _write_folder(directory, tensors, json.dumps(config, indent=2) + "\n")
+    tensors = {PREFIX + key.rpartition(".")[0] + SUFFIXES[key.rpartition(".")[2]]: t.contiguous().cpu()
+               for key, t in lora_state_dict(model).items()}  # "<layer>.lora_A" -> PEFT's key
+    _write_folder(directory, tensors, json.dumps(peft_config, indent=2) + "\n")
     return directory
 
 
 def _write_folder(directory: Path, tensors: dict[str, torch.Tensor], config_text: str) -> None:
-    """Both files or neither: temporaries first, then config out, weights in, config in."""
+    """Both files or neither (adapters.write_atomic: the config goes last); a new folder is removed on failure."""
     if directory.exists() and not directory.is_dir():
         raise AdapterFileError(f"{directory} is a file; export_peft writes a folder, pass a folder name")
     created = not directory.exists()
-    temps: list[str] = []
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        for _ in range(2):
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".peft-", suffix=".tmp")
-            os.close(fd)
-            temps.append(tmp)
-        save_file(tensors, temps[0], metadata={"format": "pt"})
-        Path(temps[1]).write_text(config_text)
-        (directory / CONFIG_NAME).unlink(missing_ok=True)  # from here on the folder holds no config ...
-        os.replace(temps[0], directory / WEIGHTS_NAME)
-        os.replace(temps[1], directory / CONFIG_NAME)  # ... until the new one, last
+        write_atomic({directory / WEIGHTS_NAME: lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}),
+                      directory / CONFIG_NAME: lambda tmp: Path(tmp).write_text(config_text)})
     except OSError as e:
         raise AdapterFileError(f"cannot write the adapter into {directory} ({e}); choose another folder") from e
     finally:
-        for tmp in temps:
-            if os.path.exists(tmp):
-                os.remove(tmp)
         if created and directory.is_dir() and not any(directory.iterdir()):
             directory.rmdir()  # a failed export into a new folder leaves no empty folder behind
 
 
-def _read_config(directory: Path) -> dict:
-    """adapter_config.json, checked for the options lora_mini has; a ValueError names any other."""
+def _read_config(directory: Path) -> LoraConfig:
+    """adapter_config.json as a LoraConfig, checked for the options lora_mini has; an error names any other."""
     for name in (CONFIG_NAME, WEIGHTS_NAME):
         if not (directory / name).is_file():
             raise AdapterFileError(f"no {name} in {directory}; pass the directory that save_pretrained() wrote")
-    config = checks.read_json(directory / CONFIG_NAME)
+    config = read_json(directory / CONFIG_NAME)
     if not isinstance(config, dict) or config.get("peft_type") != "LORA":
         raise AdapterFileError(f"{directory} holds no LoRA adapter (peft_type must be 'LORA')")
     used = [key for key in UNSUPPORTED if config.get(key)]
@@ -139,10 +122,10 @@ def _read_config(directory: Path) -> dict:
         if not isinstance(config.get(key, False), bool):
             raise AdapterFileError(f"{directory / CONFIG_NAME}: {key} is {config[key]!r}, must be true or false")
     try:
-        checks.hparams(config.get("r"), config.get("lora_alpha"), config.get("lora_dropout") or 0.0)
+        return LoraConfig(config.get("r"), config.get("lora_alpha"), config.get("lora_dropout") or 0.0,
+                          config.get("use_rslora", False), config.get("use_dora", False))
     except (ValueError, TypeError) as e:
         raise AdapterFileError(f"{directory / CONFIG_NAME}: {e} (r, lora_alpha, lora_dropout as PEFT names them)") from None
-    return config
 
 
 def _split_keys(tensors: dict[str, torch.Tensor], directory: Path) -> dict[str, dict[str, torch.Tensor]]:
@@ -190,26 +173,21 @@ def import_peft(model: nn.Module, directory: str | os.PathLike) -> list[str]:
     checks.model(model, "import_peft")
     directory = checks.path("directory", directory, "'my-adapter'")
     config = _read_config(directory)
-    try:
-        tensors = load_file(directory / WEIGHTS_NAME)
-    except (SafetensorError, ValueError, OSError, MemoryError) as e:
-        raise AdapterFileError(f"{directory / WEIGHTS_NAME} is not a readable safetensors file ({e})") from e
+    tensors, _ = read_safetensors(directory / WEIGHTS_NAME, "save the adapter again with save_pretrained()")
     checks.not_serving(model, "import_peft")
-    if _lora_layers(model):
+    if lora_layers(model):
         raise LoraValueError("import_peft injects the adapter itself; pass a base without LoRA layers, e.g. load_base()")
     layers = _split_keys(tensors, directory)
-    r, alpha, dropout = config["r"], config["lora_alpha"], config.get("lora_dropout") or 0.0
-    use_dora, use_rslora = config.get("use_dora", False), config.get("use_rslora", False)
-    _check_fits(model, layers, r, use_dora)
+    _check_fits(model, layers, config.r, config.use_dora)
     modules = dict(model.named_modules())
-    dtypes = {n: modules[n].weight.dtype if isinstance(modules[n], nn.Linear) else torch.float32 for n in layers}
     values = {  # every tensor checked (floating, finite, cast only where exact) before the model changes
-        name: {part: checks.loaded_tensor(str(directory / WEIGHTS_NAME), PREFIX + name + SUFFIXES[part], t, dtypes[name])
+        name: {part: checked_tensor(str(directory / WEIGHTS_NAME), PREFIX + name + SUFFIXES[part], t, modules[name].weight.dtype)
                for part, t in parts.items()}
         for name, parts in layers.items()
     }
     order = [n for n, _ in model.named_modules() if n in layers]  # model order
-    names = inject_lora(model, order, r, alpha, dropout, use_rslora=use_rslora, use_dora=use_dora)
+    names = inject_lora(model, order, config.r, config.alpha, config.dropout,
+                        use_rslora=config.use_rslora, use_dora=config.use_dora)
     with torch.no_grad():
         for name in names:
             layer = model.get_submodule(name)

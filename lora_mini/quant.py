@@ -150,6 +150,13 @@ class QuantLinear(nn.Module):
         """The weight as float32, shape (out, in)."""
         return dequantize_blockwise(self.codes, self.absmax, (self.out_features, self.in_features), self.kind)
 
+    @property
+    def weight(self) -> torch.Tensor:
+        """W as LoRA reads it, like ``nn.Linear.weight``: a new float32 (out, in) tensor, dequantised on each read.
+
+        Read-only: writing into it changes nothing stored (which is why merge_lora refuses a quantised base)."""
+        return self.dequantize()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(..., in) -> (..., out) with the dequantised weight; backward dequantises again (QuantLinearFunction)."""
         shape = (self.out_features, self.in_features)
@@ -194,11 +201,9 @@ def quantize_base(model: nn.Module, kind: str = "nf4", block_size: int = BLOCK_S
     Call it on a fresh base, before ``inject_lora``: the Linear layers become frozen,
     quantised bases and LoRA then wraps them (QLoRA). Returns the bytes and the error.
     """
-    from .lora import LoRALinear  # lora.py imports this module, so import here
-
     checks.model(model, "quantize_base")
     _check_kind(kind, block_size)
-    if any(isinstance(m, (LoRALinear, QuantLinear)) for m in model.modules()):
+    if any(hasattr(m, "lora_A") or isinstance(m, QuantLinear) for m in model.modules()):  # LoRA layers hold lora_A
         raise LoraValueError(
             "quantize_base needs a plain float base, but this model already has LoRA or quantised layers; "
             "start from a fresh base: model = load_base(); quantize_base(model); inject_lora(model, ...)"

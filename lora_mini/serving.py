@@ -24,7 +24,8 @@ import torch.nn as nn
 
 from . import checks
 from .errors import LoraStateError, LoraTypeError, LoraValueError
-from .lora import LoRALinear, _lora_layers, _one_config, load_adapter, lora_state_dict
+from .adapters import file_config, load_adapter, lora_state_dict
+from .lora import LoRALinear, lora_layers, replace_module
 
 
 class MixedLoRALinear(nn.Module):
@@ -33,6 +34,8 @@ class MixedLoRALinear(nn.Module):
     ``A`` is (n, r, in) and ``B`` is (n, out, r): adapter k of the stack is ``A[k]``, ``B[k]``.
     Row ``i`` of the batch computes ``base(x_i) + scaling · B[which[i]] A[which[i]] x_i``.
     """
+
+    mixed_adapters_layer = True  # what checks.not_serving looks for: most calls refuse to run inside the block
 
     def __init__(self, layer: LoRALinear, A: torch.Tensor, B: torch.Tensor, which: torch.Tensor) -> None:
         super().__init__()
@@ -105,7 +108,7 @@ def _stack_adapters(
             torch.stack([sd[f"{name}.lora_A"] for sd in loaded]),  # (n, r, in)
             torch.stack([sd[f"{name}.lora_B"] for sd in loaded]),  # (n, out, r)
         )
-        for name in _lora_layers(model)
+        for name in lora_layers(model)
     }
 
 
@@ -129,8 +132,8 @@ def mixed_adapters(
     if len(adapters) == 0:
         raise LoraValueError("`adapters` must be a non-empty list of adapter file paths, got []")
     checks.not_serving(model, "mixed_adapters")
-    _one_config(model)  # raises if the model has no LoRA layers, or several (r, alpha) settings
-    layers = _lora_layers(model)
+    file_config(model)  # raises if the model has no LoRA layers, several configs, DoRA or PiSSA
+    layers = lora_layers(model)
     if any(layer.merged for layer in layers.values()):
         raise LoraStateError(
             "mixed_adapters needs unmerged layers (each row adds its own B·A); call unmerge_lora(model) first"
@@ -140,16 +143,13 @@ def mixed_adapters(
     which = _check_which(which, len(adapters))
     stacks = _stack_adapters(model, adapters)  # validates every file; model unchanged afterwards
 
-    swapped: list[tuple[nn.Module, str, LoRALinear]] = []
+    swapped: list[tuple[str, LoRALinear]] = []
     try:
         for name, layer in layers.items():
-            parent_name, _, child = name.rpartition(".")
-            parent = model.get_submodule(parent_name)
             A, B = (t.to(layer.lora_A.device) for t in stacks[name])  # (n, r, in), (n, out, r)
-            mixed = MixedLoRALinear(layer, A, B, which.to(layer.lora_A.device))
-            setattr(parent, child, mixed)
-            swapped.append((parent, child, layer))
+            replace_module(model, name, MixedLoRALinear(layer, A, B, which.to(layer.lora_A.device)))
+            swapped.append((name, layer))
         yield model
     finally:
-        for parent, child, layer in swapped:
-            setattr(parent, child, layer)  # the very same LoRALinear object, untouched
+        for name, layer in swapped:
+            replace_module(model, name, layer)  # the very same LoRALinear object, untouched

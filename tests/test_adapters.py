@@ -53,16 +53,23 @@ def test_file_holds_only_lora_tensors_and_metadata(tmp_path):
 
 
 def test_save_is_atomic(tmp_path, monkeypatch):
-    import lora_mini.lora as lora
+    """A writer that dies halfway (half a file on disk, then an error) leaves the old file whole."""
+    import lora_mini.adapters as adapters
 
     model = _trained("rotate", steps=1)
     path = save_adapter(model, tmp_path / "a.safetensors")
     good = path.read_bytes()
+    real_save = adapters.save_file
 
-    def boom(*args, **kwargs):
+    def half_then_boom(tensors, filename, metadata=None):
+        real_save(tensors, filename, metadata=metadata)
+        data = open(filename, "rb").read()
+        with open(filename, "wb") as f:
+            f.write(data[: len(data) // 2])  # half a file where the writer was told to write
         raise OSError("disk full")
 
-    monkeypatch.setattr(lora, "save_file", boom)
+    train(model, "rotate", steps=1, lr=1e-2, progress=False)  # new values: an overwrite would show
+    monkeypatch.setattr(adapters, "save_file", half_then_boom)
     with pytest.raises(AdapterFileError, match=f"cannot write {path}.*disk full"):
         save_adapter(model, path)
     assert path.read_bytes() == good  # the old file is intact

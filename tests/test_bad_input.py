@@ -216,7 +216,7 @@ def test_1_pissa_on_a_nan_layer_wraps_nothing(base):
 
 
 def test_1_any_failure_while_building_restores_requires_grad(base, monkeypatch):
-    import lora_mini.lora as lora
+    import lora_mini.variants as variants
 
     calls = []
 
@@ -226,8 +226,8 @@ def test_1_any_failure_while_building_restores_requires_grad(base, monkeypatch):
             raise torch.linalg.LinAlgError("did not converge")
         return original(*args)
 
-    original = lora.pissa_factors
-    monkeypatch.setattr(lora, "pissa_factors", failing_svd)
+    original = variants.pissa_factors
+    monkeypatch.setattr(variants, "pissa_factors", failing_svd)
     _refused(base, LoraValueError, inject_lora, base, QV, r=4, alpha=8, init_lora_weights="pissa",
              match="could not build")
 

@@ -59,7 +59,7 @@ def test_import_of_a_peft_trained_adapter_gives_the_same_outputs(variant, tmp_pa
     assert names == [f"blocks.{i}.{p}" for i in range(2) for p in ("attn.k_proj", "mlp.fc2")]
     layer_class = DoRALinear if variant == "dora" else LoRALinear
     assert all(type(model.get_submodule(n)) is layer_class for n in names)
-    assert all(model.get_submodule(n).use_rslora == (variant == "rslora") for n in names)
+    assert all(model.get_submodule(n).config.use_rslora == (variant == "rslora") for n in names)
     x = _batch()
     ours, theirs = model(x)[0], peft_model(x)[0]
     assert not torch.allclose(ours, load_base().cpu()(x)[0], atol=1e-2)

@@ -67,7 +67,7 @@ def test_rslora_inject_sets_every_layer_and_starts_unchanged(base):
     before = base(x)[0]
     inject_lora(base, QV, r=16, alpha=8, use_rslora=True)
     layers = [m for m in base.modules() if isinstance(m, LoRALinear)]
-    assert len(layers) == 4 and all(m.scaling == 8 / 4 and m.use_rslora for m in layers)
+    assert len(layers) == 4 and all(m.scaling == 8 / 4 and m.config.use_rslora for m in layers)
     assert "use_rslora=True" in repr(layers[0])
     assert torch.equal(base(x)[0], before)
 
