@@ -20,7 +20,6 @@ from typing import Iterator, Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from . import checks, variants
 from .errors import LoraTypeError, LoraValueError
@@ -42,7 +41,7 @@ class LoraConfig:
     dropout: float = field(default=0.0, compare=False)
     use_rslora: bool = False
     use_dora: bool = False
-    init_lora_weights: bool | str = True  # True: A random, B zero; "pissa": A, B from the SVD of W
+    init_lora_weights: bool | str = True  # True: A random, B zero; "pissa": inject_lora sets A, B from the SVD of W
 
     def __post_init__(self) -> None:
         checks.lora_config(self)
@@ -55,13 +54,14 @@ class LoraConfig:
         """'r=4, alpha=8', plus each variant option that is not its default."""
         options = {"use_rslora": (self.use_rslora, False), "use_dora": (self.use_dora, False),
                    "init_lora_weights": (self.init_lora_weights, True)}
-        return ", ".join([f"r={self.r!r}, alpha={self.alpha!r}"] + [f"{k}={v!r}" for k, (v, d) in options.items() if v != d])
+        changed = [f"{k}={v!r}" for k, (v, default) in options.items() if v != default]
+        return ", ".join([f"r={self.r!r}, alpha={self.alpha!r}", *changed])
 
 
 class LoRALinear(nn.Module):
     """A frozen ``nn.Linear`` plus a trainable low-rank update: y = base(x) + scaling · B A x."""
 
-    use_dora = False  # DoRALinear says True
+    use_dora = False  # variants.DoRA (in DoRALinear) says True
 
     def __init__(self, base: nn.Linear | QuantLinear, r: int, alpha: float, dropout: float = 0.0,
                  use_rslora: bool = False, init_lora_weights: bool | str = True) -> None:
@@ -69,12 +69,13 @@ class LoRALinear(nn.Module):
         if not isinstance(base, (nn.Linear, QuantLinear)):
             raise LoraTypeError(f"LoRALinear wraps an nn.Linear (or a QuantLinear), got {type(base).__name__}")
         self.config = LoraConfig(r, alpha, dropout, use_rslora, self.use_dora, init_lora_weights)
-        checks.new_numbers(r * (base.in_features + base.out_features), f"r={r} on a {base.in_features}->{base.out_features} layer")
+        d_in, d_out = base.in_features, base.out_features
+        checks.new_numbers(r * (d_in + d_out), f"r={r} on a {d_in}->{d_out} layer")
         self.base = base.requires_grad_(False)  # W (and bias) frozen
-        self.r, self.scaling = r, self.config.scaling
+        self.r, self.alpha, self.scaling = r, alpha, self.config.scaling  # read from the config, for short
         w = base.weight  # (out, in): for the device and dtype of A and B
-        self.lora_A = nn.Parameter(torch.empty(r, base.in_features, device=w.device, dtype=w.dtype))  # (r, in)
-        self.lora_B = nn.Parameter(torch.empty(base.out_features, r, device=w.device, dtype=w.dtype))  # (out, r)
+        self.lora_A = nn.Parameter(torch.empty(r, d_in, device=w.device, dtype=w.dtype))  # (r, in)
+        self.lora_B = nn.Parameter(torch.empty(d_out, r, device=w.device, dtype=w.dtype))  # (out, r)
         self.reset_parameters()
         self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.merged = False  # merge(): ΔW lives inside base.weight
@@ -91,7 +92,8 @@ class LoRALinear(nn.Module):
         y = self.base(x)  # (..., out)
         if self.merged or self.disabled:
             return y
-        # Bᵀ copied contiguous: backward then runs 1.15-1.5x faster on the CPU (lora_mini.bench's peers section)
+        # Bᵀ copied contiguous (r·out numbers): this term's forward + backward then ran 1.15x (out=96) to 1.46x
+        # (out=384) faster on the CPU; python -m lora_mini.bench times it beside PEFT's layer
         return y + self.scaling * (self.lora_dropout(x) @ self.lora_A.T) @ self.lora_B.T.contiguous()
 
     def delta_weight(self) -> torch.Tensor:
@@ -117,60 +119,11 @@ class LoRALinear(nn.Module):
         return f"{self.config}, scaling={self.scaling:g}, merged={self.merged}"  # as print(layer) shows it
 
 
-class DoRALinear(LoRALinear):
+class DoRALinear(variants.DoRA, LoRALinear):
     """DoRA: y = m ⊙ (W + ΔW) x / ‖W + ΔW‖_row + b, a learned magnitude m per output row.
 
-    ‖·‖_row is :func:`lora_mini.variants.row_norm`, a constant in backward. m starts at ‖W‖_row: the base.
+    LoRALinear with DoRA's parts (magnitude, forward, merge) from :class:`lora_mini.variants.DoRA`.
     """
-
-    use_dora = True
-
-    def __init__(self, base: nn.Linear | QuantLinear, r: int, alpha: float, dropout: float = 0.0,
-                 use_rslora: bool = False, init_lora_weights: bool | str = True) -> None:
-        super().__init__(base, r, alpha, dropout, use_rslora, init_lora_weights)
-        self.lora_magnitude_vector = nn.Parameter(self.weight_norm())  # (out,) m = ‖W‖_row: output unchanged
-
-    @torch.no_grad()
-    def reset_parameters(self) -> None:
-        """A random, B zero, m = ‖W‖_row: the base again."""
-        super().reset_parameters()
-        if hasattr(self, "lora_magnitude_vector"):  # not yet there when LoRALinear.__init__ calls this
-            self.lora_magnitude_vector.copy_(self.weight_norm())
-
-    def weight_norm(self) -> torch.Tensor:
-        return variants.row_norm(self.base.weight + self.delta_weight())  # (out,) ‖W + ΔW‖_row, no gradient
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(..., in) -> (..., out): base(x) plus the change from rescaling each row to length m."""
-        y = self.base(x)  # (..., out) = W x + b
-        if self.merged or self.disabled:
-            return y
-        if self.training and isinstance(self.lora_dropout, nn.Dropout):
-            x = self.lora_dropout(x)  # (..., in); as in PEFT, dropout feeds the whole DoRA term
-            wx = F.linear(x, self.base.weight.to(x.dtype))  # (..., out) W x, no bias
-        else:
-            wx = y if self.base.bias is None else y - self.base.bias  # (..., out) W x, from the base's output
-        scale = self.lora_magnitude_vector / self.weight_norm()  # (out,) m / ‖W + ΔW‖_row
-        bax = self.scaling * F.linear(F.linear(x, self.lora_A), self.lora_B)  # (..., out) ΔW x
-        return y + ((scale - 1) * wx + scale * bax)  # = scale ⊙ (W + ΔW) x + b without dropout
-
-    @torch.no_grad()
-    def merge(self) -> None:
-        """W ← (m / ‖W + ΔW‖_row) ⊙ (W + ΔW), row by row. Does nothing if already merged."""
-        if not self.merged:
-            checks.float_base(self)
-            self._unmerged_weight = self.base.weight.clone()  # (out, in): unmerge restores it exactly
-            scale = self.lora_magnitude_vector / self.weight_norm()  # (out,)
-            self.base.weight.copy_(scale[:, None] * (self.base.weight + self.delta_weight()))
-            self.merged = True
-
-    @torch.no_grad()
-    def unmerge(self) -> None:
-        """W ← the weight kept by merge (dividing by the scale would fail where m = 0)."""
-        if self.merged:
-            self.base.weight.copy_(self._unmerged_weight)
-            del self._unmerged_weight
-            self.merged = False
 
 
 # --- Model surgery: find Linear layers by name, wrap them, freeze everything else ---------------------------
@@ -239,7 +192,8 @@ def _build_layers(model: nn.Module, names: list[str], config: LoraConfig) -> dic
         for p, flag in flags.items():
             p.requires_grad_(flag)
         if isinstance(e, (RuntimeError, MemoryError)):  # the allocator, or the SVD
-            raise LoraValueError(f"inject_lora(r={config.r}) could not build its layers ({type(e).__name__}: {e})") from e
+            why = f"{type(e).__name__}: {e}"
+            raise LoraValueError(f"inject_lora(r={config.r}) could not build its layers ({why})") from e
         raise
     return layers
 

@@ -1,17 +1,19 @@
 """The math of LoRA's variants, each an option of ``inject_lora`` named as in PEFT's ``LoraConfig``.
 
-    rsLoRA  use_rslora=True            scaling alpha / sqrt(r) instead of alpha / r (LoraConfig.scaling)
-    DoRA    use_dora=True              m ⊙ (W + ΔW) / ‖W + ΔW‖_row, m learned (lora.DoRALinear, row_norm)
+    rsLoRA  use_rslora=True            scaling alpha / sqrt(r) instead of alpha / r (lora.LoraConfig.scaling)
+    DoRA    use_dora=True              m ⊙ (W + ΔW) / ‖W + ΔW‖_row, m learned (DoRA, row_norm)
     PiSSA   init_lora_weights="pissa"  A, B from the top-r SVD of W, the base keeps the rest (pissa_factors)
     LoRA+   loraplus_param_groups      B learns ``loraplus_lr_ratio`` times faster than A
 
-As in PEFT (whose ``tuners/lora/layer.py`` imports ``dora.py``), this module sits below the
-layers: it works on tensors and parameter names, and lora.py calls it.
+As in PEFT (whose ``tuners/lora/layer.py`` imports ``dora.py``), this module sits below lora.py:
+it works on tensors, parameter names and LoRA layers passed in, and lora.py builds on it
+(``class DoRALinear(variants.DoRA, LoRALinear)``).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from . import checks
 from .errors import LoraValueError
@@ -26,6 +28,64 @@ def row_norm(weight: torch.Tensor) -> torch.Tensor:
     """
     with torch.no_grad():
         return torch.linalg.norm(weight, dim=1).clamp_min(1e-12)  # (out,)
+
+
+class DoRA:
+    """DoRA's part of ``lora.DoRALinear``: a learned magnitude m per output row times the direction of W + ΔW.
+
+        y = m ⊙ (W + ΔW) x / ‖W + ΔW‖_row + b,   ΔW = scaling · B A
+
+    Written on top of a LoRALinear (``self.base``, ``lora_A``, ``lora_B``, ``delta_weight()``); m starts
+    at ‖W‖_row, so with B = 0 the layer starts as its base.
+    """
+
+    use_dora = True
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)  # LoRALinear's (base, r, alpha, ...)
+        self.lora_magnitude_vector = nn.Parameter(self.weight_norm())  # (out,) m = ‖W‖_row: output unchanged
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """A random, B zero, m = ‖W‖_row: the base again."""
+        super().reset_parameters()
+        if hasattr(self, "lora_magnitude_vector"):  # not yet there when LoRALinear.__init__ calls this
+            self.lora_magnitude_vector.copy_(self.weight_norm())
+
+    def weight_norm(self) -> torch.Tensor:
+        return row_norm(self.base.weight + self.delta_weight())  # (out,) ‖W + ΔW‖_row, no gradient
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., in) -> (..., out): base(x) plus the change from rescaling each row to length m."""
+        y = self.base(x)  # (..., out) = W x + b
+        if self.merged or self.disabled:
+            return y
+        if self.training and isinstance(self.lora_dropout, nn.Dropout):
+            x = self.lora_dropout(x)  # (..., in); as in PEFT, dropout feeds the whole DoRA term
+            wx = F.linear(x, self.base.weight.to(x.dtype))  # (..., out) W x, no bias
+        else:
+            wx = y if self.base.bias is None else y - self.base.bias  # (..., out) W x, from the base's output
+        scale = self.lora_magnitude_vector / self.weight_norm()  # (out,) m / ‖W + ΔW‖_row
+        bax = self.scaling * F.linear(F.linear(x, self.lora_A), self.lora_B)  # (..., out) ΔW x
+        return y + ((scale - 1) * wx + scale * bax)  # = scale ⊙ (W + ΔW) x + b without dropout
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        """W ← (m / ‖W + ΔW‖_row) ⊙ (W + ΔW), row by row. Does nothing if already merged."""
+        if not self.merged:
+            checks.float_base(self)
+            self._unmerged_weight = self.base.weight.clone()  # (out, in): unmerge restores it exactly
+            scale = self.lora_magnitude_vector / self.weight_norm()  # (out,)
+            self.base.weight.copy_(scale[:, None] * (self.base.weight + self.delta_weight()))
+            self.merged = True
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        """W ← the weight kept by merge (dividing by the scale would fail where m = 0)."""
+        if self.merged:
+            self.base.weight.copy_(self._unmerged_weight)
+            del self._unmerged_weight
+            self.merged = False
 
 
 @torch.no_grad()
