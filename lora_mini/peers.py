@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 
 from .errors import LoraStateError, LoraTypeError, LoraValueError
-from .lora import LoRALinear
+from .lora import LoRALinear, replace_module
 from .model import MLP, CausalSelfAttention, ToyGPT
 from .peer_modules import (
     MERGEABLE,
@@ -151,8 +151,7 @@ def unload_merged(model: nn.Module) -> int:
     merged = [(name, m) for name, m in model.named_modules()
               if isinstance(m, (PeerLayer, LoRALinear)) and m.merged]
     for name, layer in merged:
-        parent, _, child = name.rpartition(".")
-        setattr(model.get_submodule(parent), child, layer.base)
+        replace_module(model, name, layer.base)
     return len(merged)
 
 

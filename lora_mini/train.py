@@ -89,11 +89,11 @@ def train(
 def _check_arguments(model, data, steps, lr, batch_size, weight_decay, seed, eval_tasks, eval_every, stop_at,
                      callback, progress) -> None:
     """Every argument of train(), checked before anything changes; raises an error from lora_mini.errors."""
-    from .lora import LoRALinear
+    from .lora import lora_layers
 
     checks.model(model, "train")
     checks.not_serving(model, "train")
-    layers = [m for m in model.modules() if isinstance(m, LoRALinear)]
+    layers = list(lora_layers(model).values())
     checks.unmerged(layers, "train")  # a merged layer has no B·A path for gradients to reach
     checks.enabled(model, "train")  # nor has a disabled one
     if isinstance(data, tuple) and data and isinstance(data[0], torch.Tensor):

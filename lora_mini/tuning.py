@@ -22,6 +22,7 @@ import torch.nn as nn
 
 from .errors import LoraValueError
 from .lora import LoRALinear, count_parameters, inject_lora
+from .lora import lora_layers as named_lora_layers
 from .pretrain import load_base
 from .train import train
 
@@ -99,8 +100,8 @@ def build_model(cfg: RunConfig) -> nn.Module:
 
 
 def lora_layers(model: nn.Module) -> list[LoRALinear]:
-    """The model's LoRA layers, found by type."""
-    return [m for m in model.modules() if isinstance(m, LoRALinear)]
+    """The model's LoRA layers, as a list (``lora_mini.lora.lora_layers`` gives them by name)."""
+    return list(named_lora_layers(model).values())
 
 
 @torch.no_grad()

@@ -115,6 +115,22 @@ def test_quick_run_prints_the_tables_and_draws_the_chart(quick):
     assert results["machine"]["torch_threads"] >= 1 and results["wall_seconds"] > 0
 
 
+def test_quick_run_chart_labels_every_axes(quick):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lora_mini.bench.chart import chart_figure
+    from lora_mini.plots import unlabelled
+
+    fig = chart_figure(quick[1])
+    try:
+        assert unlabelled(fig) == [] and len(fig.axes) == 5
+    finally:
+        plt.close(fig)
+
+
 def test_quick_run_checks_are_finite_with_a_verdict(quick):
     _, results, _ = quick
     names = [c["name"] for c in results["checks"]]

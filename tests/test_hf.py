@@ -231,7 +231,9 @@ def test_peft_training_matches_lora_mini(embeddings):
     assert evaluate(merged, task) == evaluate(toy.eval(), task)
     diff = (merged(make_batch(task, 8, torch.Generator().manual_seed(5))[0])[0]).sub(
         toy(make_batch(task, 8, torch.Generator().manual_seed(5))[0])[0]).abs().max()
-    assert diff < 1e-2
+    # 40 Adam steps at lr 1e-2 let the two runs' weights drift apart by float rounding (thread-count dependent:
+    # 0.021 of logits up to ~17 on one thread); a wrong merge is off by whole units.
+    assert diff < 0.1
 
 
 def test_different_batches_give_a_different_curve():

@@ -12,10 +12,20 @@ BAR_COLORS = {"floor": COLORS["random"], "base": COLORS["random"], "lora": COLOR
 
 
 def draw_chart(results: dict, path: Path) -> None:
-    """One figure for the README: step time, peak memory, inference, peers, notebooks; the ratios in the titles."""
+    """:func:`chart_figure` of ``results``, saved as a PNG at ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = chart_figure(results)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def chart_figure(results: dict):
+    """The figure of a run (a dict from ``run``): one panel per section, the ratios in the titles."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplot_mosaic([["train", "memory", "infer"], ["peers", "nb", "nb"]], figsize=(14, 7.5))
@@ -29,17 +39,16 @@ def draw_chart(results: dict, path: Path) -> None:
     runs = results["notebooks"]["notebooks"]
     ax["nb"].barh([r["notebook"] for r in runs][::-1], [r["seconds"] for r in runs][::-1], color=COLORS["lora"])
     ax["nb"].set_xlabel("wall time (s)")
+    ax["nb"].set_ylabel("notebook")
     ax["nb"].axvline(BUDGET_S, color="black", lw=0.8, ls="--")
-    ax["nb"].set_title(f"notebooks, one thread (s; budget {BUDGET_S} s each): {sum(r['seconds'] for r in runs):.0f} s in all, "
-                       f"largest peak {max((r['peak_rss_mb'] for r in runs), default=0):.0f} MB", fontsize=10)
+    ax["nb"].set_title(f"notebooks, one thread (budget {BUDGET_S} s each): {sum(r['seconds'] for r in runs):.0f} s in "
+                       f"all, largest peak {max((r['peak_rss_mb'] for r in runs), default=0):.0f} MB", fontsize=10)
     ax["nb"].tick_params(labelsize=8)
     m = results["machine"]
     title = f"lora_mini benchmark: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, {m['torch_threads']} threads"
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
 
 
 def _bars(ax, section: dict, title: str) -> None:
@@ -47,6 +56,7 @@ def _bars(ax, section: dict, title: str) -> None:
     ax.bar(list(runs), list(runs.values()), color=[BAR_COLORS.get(n, COLORS["base"]) for n in runs])
     ax.set_title(title, fontsize=10)
     ax.set_ylabel("median time (ms)")
+    ax.set_xlabel("run")
 
 
 def _memory_panel(ax, memory: dict, batch_size: int) -> None:
@@ -61,7 +71,8 @@ def _memory_panel(ax, memory: dict, batch_size: int) -> None:
     ax.set_title(title, fontsize=10)
     ax.set_ylim(0, 1.25 * max(rss))
     ax.set_ylabel("peak memory (MiB)")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.set_xlabel("run")
+    ax.legend(fontsize=7, loc="upper left")  # in the headroom above the bars
 
 
 def _peers_panel(ax, points: list[dict]) -> None:
@@ -74,4 +85,5 @@ def _peers_panel(ax, points: list[dict]) -> None:
     ax.set_ylim(min([0.8] + [p[k] - 0.05 for p in points for k in ("lora_mini/peft", "lora_mini/loralib")]), None)
     ax.set_title("lora_mini forward + backward time / peer's\n(below 1: lora_mini is faster)", fontsize=10)
     ax.set_ylabel("time ratio (lora_mini / peer)")
+    ax.set_xlabel("layer: in x out, rank, tokens")
     ax.legend(fontsize=7)
