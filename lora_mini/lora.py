@@ -185,9 +185,10 @@ def _build_layers(model: nn.Module, names: list[str], config: LoraConfig) -> dic
     try:
         for name, base in bases.items():
             layer = make(base, config.r, config.alpha, config.dropout, config.use_rslora, config.init_lora_weights)
-            pissa = config.init_lora_weights == "pissa"
-            layers[name] = (layer, variants.pissa_factors(checks.finite_weight(name, base.weight), config.r,
-                                                          config.scaling) if pissa else None)
+            factors = None
+            if config.init_lora_weights == "pissa":  # the SVDs now: they may fail
+                factors = variants.pissa_factors(checks.finite_weight(name, base.weight), config.r, config.scaling)
+            layers[name] = (layer, factors)
     except BaseException as e:
         for p, flag in flags.items():
             p.requires_grad_(flag)
@@ -260,7 +261,10 @@ class ParamCount:
 
     trainable: int
     total: int
-    percent = property(lambda self: 100.0 * self.trainable / self.total)
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.trainable / self.total
 
     def __str__(self) -> str:
         return f"trainable params: {self.trainable:,} || all params: {self.total:,} || trainable%: {self.percent:.4f}"

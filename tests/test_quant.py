@@ -106,6 +106,10 @@ def test_quant_linear_forward_uses_the_dequantised_weight():
     assert set(q.state_dict()) == {"codes", "absmax", "bias"} and q.codes.dtype == torch.uint8
     assert q.stored_bytes() == 40 * 24 // 2 + 4 * (40 * 24 // 64)
     assert (q.dequantize() - linear.weight).abs().max() <= q.absmax.max() * max_rounding_error("nf4")
+    w = q.weight  # what LoRA reads, as from an nn.Linear: W dequantised, a fresh tensor on each read
+    assert w.shape == linear.weight.shape and torch.equal(w, q.dequantize())
+    w.add_(1.0)  # writing into it changes nothing stored
+    assert torch.equal(q.weight, q.dequantize()) and not torch.equal(q.weight, w)
 
 
 def _old_forward(self, x):
