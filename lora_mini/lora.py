@@ -41,7 +41,7 @@ class LoraConfig:
     dropout: float = field(default=0.0, compare=False)
     use_rslora: bool = False
     use_dora: bool = False
-    init_lora_weights: bool | str = True  # True: A random, B zero; "pissa": inject_lora sets A, B from the SVD of W
+    init_lora_weights: bool | str = True  # True: A random, B zero; "pissa": A, B from the SVD of W (inject_lora)
 
     def __post_init__(self) -> None:
         checks.lora_config(self)
@@ -64,11 +64,11 @@ class LoRALinear(nn.Module):
     use_dora = False  # variants.DoRA (in DoRALinear) says True
 
     def __init__(self, base: nn.Linear | QuantLinear, r: int, alpha: float, dropout: float = 0.0,
-                 use_rslora: bool = False, init_lora_weights: bool | str = True) -> None:
+                 use_rslora: bool = False) -> None:
         super().__init__()
         if not isinstance(base, (nn.Linear, QuantLinear)):
             raise LoraTypeError(f"LoRALinear wraps an nn.Linear (or a QuantLinear), got {type(base).__name__}")
-        self.config = LoraConfig(r, alpha, dropout, use_rslora, self.use_dora, init_lora_weights)
+        self.config = LoraConfig(r, alpha, dropout, use_rslora, self.use_dora)  # variants.pissa_init may change it
         d_in, d_out = base.in_features, base.out_features
         checks.new_numbers(r * (d_in + d_out), f"r={r} on a {d_in}->{d_out} layer")
         self.base = base.requires_grad_(False)  # W (and bias) frozen
@@ -184,7 +184,7 @@ def _build_layers(model: nn.Module, names: list[str], config: LoraConfig) -> dic
     layers = {}
     try:
         for name, base in bases.items():
-            layer = make(base, config.r, config.alpha, config.dropout, config.use_rslora, config.init_lora_weights)
+            layer = make(base, config.r, config.alpha, config.dropout, config.use_rslora)
             factors = None
             if config.init_lora_weights == "pissa":  # the SVDs now: they may fail
                 factors = variants.pissa_factors(checks.finite_weight(name, base.weight), config.r, config.scaling)

@@ -11,6 +11,8 @@ it works on tensors, parameter names and LoRA layers passed in, and lora.py buil
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -105,6 +107,7 @@ def pissa_init(layer: nn.Module, A: torch.Tensor, B: torch.Tensor) -> None:
     layer.lora_A.copy_(A)  # (r, in)
     layer.lora_B.copy_(B)  # (out, r)
     layer.base.weight -= layer.delta_weight()  # (out, in): the residual
+    layer.config = replace(layer.config, init_lora_weights="pissa")  # a new config: it no longer fits a plain base
 
 
 def loraplus_param_groups(model: nn.Module, lr: float, loraplus_lr_ratio: float = 16.0) -> list[dict]:

@@ -4,7 +4,14 @@ import torch.nn as nn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import dataclasses
+
+import pytest
+
 from lora_mini import (
+    LoraConfig,
+    LoraTypeError,
+    LoraValueError,
     LoRALinear,
     count_parameters,
     disable_lora,
@@ -66,6 +73,21 @@ def test_new_adapter_changes_nothing_until_trained(base):
     inject_lora(base, QV, r=4, alpha=8)
     assert all(torch.count_nonzero(m.lora_B) == 0 for m in base.modules() if isinstance(m, LoRALinear))
     assert torch.equal(base(x)[0], before)  # B = 0: bit for bit the base model
+
+
+def test_lora_config_is_checked_frozen_and_compares_what_fits():
+    config = LoraConfig(r=4, alpha=8)
+    assert config.scaling == 2.0 and LoraConfig(r=16, alpha=8, use_rslora=True).scaling == 2.0
+    assert config == LoraConfig(r=4, alpha=8.0, dropout=0.1)  # dropout changes no weight: same adapter
+    assert config != LoraConfig(r=4, alpha=8, use_rslora=True) and config != LoraConfig(r=8, alpha=8)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.r = 8
+    for bad, error in ((dict(r=0), LoraValueError), (dict(alpha=-1), LoraValueError), (dict(use_dora="no"), LoraTypeError),
+                       (dict(init_lora_weights="svd"), LoraValueError)):
+        with pytest.raises(error):
+            LoraConfig(**(dict(r=4, alpha=8) | bad))
+    layer = LoRALinear(nn.Linear(8, 8), r=4, alpha=8, dropout=0.1)
+    assert layer.config == config and layer.config.dropout == 0.1 and str(layer.config) == "r=4, alpha=8"
 
 
 def test_lora_a_is_kaiming_uniform():
