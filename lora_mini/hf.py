@@ -253,8 +253,9 @@ def convert_adapter(src, dst, to: str):
     import json
     from pathlib import Path
 
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
 
+    from .adapters import read_json, read_safetensors, write_atomic
     from .peft_bridge import CONFIG_NAME, PREFIX, WEIGHTS_NAME
 
     if to not in ("opt", "toy"):
@@ -262,11 +263,11 @@ def convert_adapter(src, dst, to: str):
     src, dst = Path(src), Path(dst)
     if not (src / CONFIG_NAME).is_file() or not (src / WEIGHTS_NAME).is_file():
         raise AdapterFileError(f"{src} holds no {CONFIG_NAME} and {WEIGHTS_NAME}; pass a folder save_pretrained wrote")
-    config = json.loads((src / CONFIG_NAME).read_text())
+    config = read_json(src / CONFIG_NAME)
     if config.get("modules_to_save"):
         raise AdapterFileError(f"{src} also saves whole modules {config['modules_to_save']}; convert LoRA-only adapters")
     tensors = {}
-    for key, tensor in load_file(src / WEIGHTS_NAME).items():
+    for key, tensor in read_safetensors(src / WEIGHTS_NAME, "pass a folder save_pretrained wrote")[0].items():
         if not key.startswith(PREFIX):
             raise AdapterFileError(f"{src / WEIGHTS_NAME}: key {key!r} does not start with {PREFIX!r}")
         tensors[PREFIX + _rename(key[len(PREFIX):], to)] = tensor.contiguous()
@@ -274,6 +275,6 @@ def convert_adapter(src, dst, to: str):
     if isinstance(targets, list) and all("." in t for t in targets):  # qualified names: rename them too
         config["target_modules"] = [_rename(t, to) for t in targets]
     dst.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, dst / WEIGHTS_NAME, metadata={"format": "pt"})
-    (dst / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+    write_atomic({dst / WEIGHTS_NAME: lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}),
+                  dst / CONFIG_NAME: lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2) + "\n")})
     return dst
