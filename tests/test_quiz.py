@@ -705,7 +705,7 @@ def test_review_scores_the_exam_apart_and_practice_per_notebook(quiz_dir):
     card = review.go(j)
     card.choice.value = _wrong_index(card.question)
     card.check_button.click()
-    assert review.score_label.value.startswith("Exam: 1 / 2 correct on first try (1 checked")
+    assert review.score_label.value == "Exam: 1 / 2 correct on first try (earlier visits: none saved)"
     scores = review.topic_scores()
     assert list(scores) == NOTEBOOKS  # the exam is not a row of the table
     assert scores[topic] == (1, 1, len(BANK[topic])) and scores[other_topic][:2] == (0, 1)
@@ -777,3 +777,22 @@ def test_the_shipped_review_opens_with_the_exam():
     assert set(review.topics[:review.exam_size]) == {REVIEW_QUIZ}
     n = next(i for i, q in enumerate(review.questions) if q["type"] == "multiple_choice")
     assert review.go(n) is review.card and review.card.question is review.questions[n]  # D's browser test
+
+
+def test_rules_of_thumb_cite_what_the_course_measured():
+    """Notebook 12 ends with rules of thumb: each cites the sections that measured it, all of them real."""
+    nb = json.loads((ROOT / "notebooks" / "12_review.ipynb").read_text(encoding="utf-8"))
+    cells = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"]
+    summary = next(c for c in cells if re.match(r"## \d+\. Rules of thumb", c))
+    assert summary is cells[-1]  # the last thing a learner reads
+    rules_ = re.split(r"\n- ", summary)[1:]
+    assert len(rules_) >= 12
+    for rule in rules_:
+        cited = re.findall(r"\b(\d\d) §(\d+)", rule)
+        assert cited, f"cites no section: {rule[:60]}"
+        for nn, k in cited:
+            assert nn < "12" and int(k) in SECTIONS[nn], f"{nn} §{k} is not a section of the course: {rule[:60]}"
+    topics = summary.lower()
+    for topic in ["learning rate", "α", "rank", "targets", "qlora", "full fine-tuning", "peers", "merge",
+                  "fit", "preserved"]:
+        assert topic in topics, topic

@@ -124,9 +124,8 @@ class Review:
         return {name: s for name, s in self.scores().items() if name != REVIEW_QUIZ}
 
     def update_scores(self) -> None:
-        right, checked, total = self.scores().get(REVIEW_QUIZ, (0, 0, 0))
-        self.score_label.value = (f"Exam: {right} / {total} correct on first try ({checked} checked; "
-                                  f"{self.earlier_visits(REVIEW_QUIZ)})")
+        right, _, total = self.scores().get(REVIEW_QUIZ, (0, 0, 0))
+        self.score_label.value = f"Exam: {right} / {total} correct on first try ({self.earlier_visits(REVIEW_QUIZ)})"
         rows = "".join(
             f"<tr><td><a href='{self.notebook_dir}{name}.ipynb' target='_blank'>{html.escape(name)}</a></td>"
             f"<td>{right} / {checked} checked</td><td>{total} questions</td><td>{self.earlier_visits(name)}</td></tr>"
