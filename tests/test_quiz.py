@@ -156,7 +156,7 @@ def test_first_question_of_00():
         assert idea in right["answer"].lower()
     feedback = right["feedback"]  # issue 14: what LoRA keeps, and where "forgets less" and "overfits less" come from
     for said in ["overwritten", "off", "Biderman", "LoRA Learns Less and Forgets Less", "forgets less",
-                 "overfits less", "scarce", "notebook 08"]:
+                 "overfits less", "scarce", "Hu et al.", "notebook 08"]:
         assert said.lower() in feedback.lower(), said
 
 
