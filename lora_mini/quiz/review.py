@@ -12,6 +12,7 @@ import html
 import random
 from pathlib import Path
 
+from ..progress import summary
 from .bank import QUIZ_DIR, REVIEW_QUIZ, load_questions, quiz_names, quiz_title
 from .css import CSS
 from .markup import default_order, text_view
@@ -47,9 +48,7 @@ class Review:
             rng.shuffle(order)
             self.orders.append(order)
         self.first_try: list[bool | None] = [None] * len(self.questions)
-        from ..progress import summary  # earlier visits' first tries, as saved when this review opened
-
-        self.earlier = summary(bank)
+        self.earlier = summary(bank)  # earlier visits' first tries, as saved when this review opened
         self.notebook_dir = notebook_dir
         self.index, self.card = 0, None
         self.prev_button = W.Button(description="◀ Previous", tooltip="The previous question")

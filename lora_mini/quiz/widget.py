@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import LoraValueError
+from ..progress import record_first_try
 from .bank import load_questions, quiz_title, resolve_quiz, validate_questions
 from .css import CSS
 from .grading import Result, grade, parse_number
@@ -124,8 +125,6 @@ class QuestionCard:
         if self.first_try is None:
             self.first_try = result.correct
             if self.notebook:  # kept across restarts for the review; never required
-                from ..progress import record_first_try
-
                 record_first_try(self.notebook, self.question, result.correct)
         self.checked = True
         self.set_inputs_disabled(True)
