@@ -23,8 +23,8 @@ import torch
 import torch.nn as nn
 
 from . import checks
-from .errors import LoraStateError, LoraTypeError, LoraValueError
 from .adapters import file_config, load_adapter, lora_state_dict
+from .errors import LoraStateError, LoraTypeError, LoraValueError
 from .lora import LoRALinear, lora_layers, replace_module
 
 
