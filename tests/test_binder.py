@@ -53,7 +53,10 @@ def test_binder_pins_what_requirements_txt_pins():
 @pytest.mark.binder
 def test_binder_simulation_runs_notebook_00():
     labdriver.require_browser()
-    env = dict(os.environ, TEST_PYTHON=sys.executable)
+    # PIP_COMPILE=0: pip writes no .pyc files for the ~130 packages (compiling torch's and transformers' sources
+    # alone took 16 s of CPU here); Python compiles what JupyterLab and the kernel import, when they import it.
+    # PYTEST_ADDOPTS: its one browser test in one process, not in pyproject's parallel workers.
+    env = dict(os.environ, TEST_PYTHON=sys.executable, PIP_COMPILE="0", PYTEST_ADDOPTS="-n 0")
     run = subprocess.run(["bash", str(ROOT / "scripts" / "simulate_binder.sh"), "00_why_lora"], env=env,
                          capture_output=True, text=True, timeout=1500)
     print(run.stdout[-4000:], run.stderr[-4000:])

@@ -27,7 +27,9 @@ NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb
 ARTIFACTS = ROOT / "artifacts" / "browser"
 
 
-@pytest.fixture(scope="module")
+# Session-scoped: under pytest-xdist each worker that is handed a browser test starts one JupyterLab and one
+# Chromium and keeps them while it runs other tests in between (a module scope would restart them each time).
+@pytest.fixture(scope="session")
 def lab():
     require_browser()
     jupyter = shlex.split(os.environ["LORA_MINI_JUPYTER"]) if os.environ.get("LORA_MINI_JUPYTER") else None
@@ -35,7 +37,7 @@ def lab():
         yield server
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def chromium(lab):
     from playwright.sync_api import sync_playwright
 
