@@ -27,8 +27,8 @@ NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb
 ARTIFACTS = ROOT / "artifacts" / "browser"
 
 
-# Session-scoped: under pytest-xdist each worker that is handed a browser test starts one JupyterLab and one
-# Chromium and keeps them while it runs other tests in between (a module scope would restart them each time).
+# Session-scoped: under pytest-xdist each worker that is handed a browser test starts one JupyterLab and keeps
+# it while it runs other tests in between (a module scope would restart it each time the worker comes back).
 @pytest.fixture(scope="session")
 def lab():
     require_browser()
@@ -37,7 +37,8 @@ def lab():
         yield server
 
 
-@pytest.fixture(scope="session")
+# Module-scoped: Playwright's sync API allows one instance per thread, and tests/test_browser_doctor.py starts its own.
+@pytest.fixture(scope="module")
 def chromium(lab):
     from playwright.sync_api import sync_playwright
 
