@@ -104,3 +104,25 @@ def test_ci_install_does_not_retry_the_unreachable_cpu_index():
     ci = (ROOT / ".ci" / "run").read_text()
     install = next(ln for ln in ci.splitlines() if "pip install" in ln)
     assert "PIP_RETRIES=0" in ci[: ci.index(install)] + install
+
+
+def test_ci_runs_the_readme_test_command_with_pyprojects_parallel_options():
+    """CI runs exactly the README's test command; pyproject's addopts make it run in parallel workers
+    (pytest-xdist, pinned exactly) with each notebook's cells kept in one worker, in order, under a cell timeout."""
+    import re
+    import shlex
+    import tomllib
+
+    command = "python -m pytest --nbval-lax"
+    readme = (ROOT / "README.md").read_text()
+    setup = next(ln for ln in readme.splitlines() if "requirements-dev.txt" in ln and "pytest" in ln)
+    assert setup.rstrip().endswith(f"&& {command}"), setup
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert ci.rstrip().endswith(f"&& {command}"), ci.splitlines()[-1]
+    addopts = shlex.split(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["addopts"])
+    assert addopts[addopts.index("-n") + 1].isdigit() and "--dist=loadgroup" in addopts, addopts
+    assert "--no-loadscope-reorder" in addopts, "the root conftest orders the units, longest first"
+    timeout = next(a for a in addopts if a.startswith("--nbval-cell-timeout="))
+    assert 60 <= int(timeout.split("=")[1]) <= 600, "a hung cell must fail well inside CI's budget"
+    xdist = next(r for r in _requirements("requirements-dev.txt") if r.name == "pytest-xdist")
+    assert re.fullmatch(r"==\d+\.\d+\.\d+", str(xdist.specifier)), xdist
