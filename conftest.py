@@ -1,7 +1,7 @@
 """Kernels started by the tests (nbval, the browser tests) use one CPU thread each, as on Binder,
 so that two of them never fight over the cores; and each checks every figure it draws.
 
-The suite runs in parallel workers (pytest-xdist; pyproject's addopts: ``-n 2 --dist loadgroup
+The suite runs in parallel workers (pytest-xdist; pyproject's addopts: ``-n 3 --dist loadgroup
 --no-loadscope-reorder``), and the hook at the end of this file decides what each worker is handed:
 one notebook's nbval cells at a time, both of its passes (see below), in order, in one kernel.
 """
