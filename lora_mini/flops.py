@@ -16,6 +16,7 @@ import copy
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
+from . import checks
 from .errors import LoraTypeError, LoraValueError
 
 
@@ -42,18 +43,13 @@ def flop_counter() -> FlopCounterMode:
     return FlopCounterMode(display=False, custom_mapping=CPU_ATTENTION)
 
 
-def check_model(model: object) -> None:
-    if not isinstance(model, torch.nn.Module):
-        raise LoraTypeError(f"model must be a torch.nn.Module, got {type(model).__name__}; pass the model itself")
-
-
 def step_flops(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> int:
     """FLOPs of one training step's forward and backward on ``batch`` = (idx (B, T), targets (B, T)).
 
     Runs on a copy in train mode, so ``model`` (its weights and gradients) is not changed. A frozen
     weight gets no gradient, so its weight-gradient product is not computed and not counted.
     """
-    check_model(model)
+    checks.model(model, "step_flops")
     if not (isinstance(batch, tuple) and len(batch) == 2 and all(isinstance(t, torch.Tensor) for t in batch)):
         raise LoraTypeError(f"batch must be a tuple (idx, targets) of two tensors, got {type(batch).__name__}; "
                             "make one with make_batch(task, batch_size)")
@@ -70,7 +66,7 @@ def step_flops(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor])
 
 def forward_flops(model: torch.nn.Module, idx: torch.Tensor) -> int:
     """FLOPs of one forward pass on token ids ``idx`` (B, T), without gradients, as a server runs it."""
-    check_model(model)
+    checks.model(model, "forward_flops")
     if not isinstance(idx, torch.Tensor):
         raise LoraTypeError(f"idx must be a tensor of token ids (B, T), got {type(idx).__name__}")
     with torch.no_grad(), flop_counter() as counter:

@@ -27,7 +27,6 @@ config sets all three to None: an OPT pad id would also zero that token's embedd
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 
 from .errors import AdapterFileError, LoraStateError, LoraTypeError, LoraValueError
 from .lora import LoRALinear
