@@ -10,16 +10,12 @@ import torch.nn as nn
 from lora_mini import (
     LoRALinear,
     account_training_step,
-    base_accuracy,
     count_parameters,
     inject_lora,
     inject_peer,
     load_base,
-    loraplus_param_groups,
-    lora_state_dict,
     make_batch,
     quantize_base,
-    train,
 )
 
 
@@ -49,11 +45,6 @@ QV = ["q_proj", "v_proj"]
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "fc1", "fc2"]
 
 
-def _scaling_r4_a8() -> float:
-    model = _lora(QV, 4, alpha=8)
-    scalings = {m.scaling for m in model.modules() if isinstance(m, LoRALinear)}
-    assert len(scalings) == 1
-    return scalings.pop()
 
 
 def _r_star_96() -> int:
@@ -71,32 +62,10 @@ def _grad_and_adam_bytes_qv_r4() -> int:
     return rep.gradients + rep.optimizer
 
 
-def _max_rank_delta_r4() -> int:
-    layer = LoRALinear(nn.Linear(96, 96), r=4, alpha=8)
-    with torch.no_grad():
-        layer.lora_B.normal_()  # as if trained: B no longer zero
-    return int(torch.linalg.matrix_rank(layer.delta_weight()))
 
 
-def _phi_self() -> float:
-    """The LoRA paper's subspace similarity of an adapter's A with itself, for every i <= r."""
-    A = LoRALinear(nn.Linear(96, 96), r=4, alpha=8).lora_A.detach()  # (r, in)
-    V = torch.linalg.svd(A, full_matrices=False).Vh.T  # (in, r): right-singular directions
-    phis = [(torch.linalg.matrix_norm(V[:, :i].T @ V[:, :i]) ** 2 / i).item() for i in range(1, 5)]
-    assert max(phis) - min(phis) < 1e-5
-    return phis[-1]
 
 
-def _base_params_changed_after_lora() -> int:
-    model = _lora(QV, 4, alpha=8)
-    lora_before = {k: v.clone() for k, v in lora_state_dict(model).items()}
-    train(model, "rotate", steps=3, lr=1e-2, batch_size=16, progress=False)
-    model.cpu()
-    assert any(not torch.equal(v, lora_before[k]) for k, v in lora_state_dict(model).items())  # it did train
-    fresh = _base_state()
-    frozen = {n.replace(".base.", "."): p for n, p in model.named_parameters() if not p.requires_grad}
-    assert frozen.keys() == fresh.keys()
-    return sum(int((p != fresh[n]).sum()) for n, p in frozen.items())
 
 
 def _nf4_bytes_per_weight() -> float:
