@@ -32,16 +32,21 @@ SECOND_RUN = "Run All again"
 BINDER_SECONDS = 600  # scripts/simulate_binder.sh builds a fresh environment: the longest test, handed out first
 
 
-@functools.cache
-def recorded_seconds(notebook: Path) -> float:
-    """How long the committed notebook's cells took when it was last executed (its cell timestamps)."""
+def cell_seconds(cells: list[dict]) -> float:
+    """How long these cells took when their notebook was last executed (their timestamps)."""
     total = 0.0
-    for cell in json.loads(notebook.read_text())["cells"]:
+    for cell in cells:
         times = cell.get("metadata", {}).get("execution", {})
         if "iopub.status.busy" in times and "iopub.status.idle" in times:
             busy, idle = (datetime.fromisoformat(times[k]) for k in ("iopub.status.busy", "iopub.status.idle"))
             total += (idle - busy).total_seconds()
     return total
+
+
+@functools.cache
+def recorded_seconds(notebook: Path) -> float:
+    """How long the committed notebook's cells took when it was last executed."""
+    return cell_seconds(json.loads(notebook.read_text())["cells"])
 
 
 def _is_lesson(notebook: Path) -> bool:
@@ -69,12 +74,13 @@ def _unit(item) -> tuple[str, float, bool]:
     if item.path.suffix == ".ipynb":  # nbval: one notebook, both passes, in one kernel
         return f"nbval-{item.path.stem}", recorded_seconds(item.path) * (1 + _is_lesson(item.path)), True
     if name == "test_browser.py":  # one notebook each, so that every worker drives its own JupyterLab
-        # Measured in a full run: a browser test takes about 1.5x its notebook's recorded time (the controls
-        # retrain live) plus 20 s (page and kernel start); the review's test opens the page 10 times.
+        # Roughly, from full runs: a browser test takes 1.5x the recorded time of the cells it runs (its
+        # controls retrain live) plus 5 s per control and 10 s to open; the review's test opens the notebook 10 times.
         notebooks = item.path.parent.parent / "notebooks"
         if "review_renders" in item.name:
             return item.nodeid, 10 * (recorded_seconds(notebooks / "12_review.ipynb") + 10), False
-        return item.nodeid, 1.5 * recorded_seconds(notebooks / item.callspec.params["name"]) + 20, False
+        cut, controls = item.module.browser_copy(json.loads((notebooks / item.callspec.params["name"]).read_text()))
+        return item.nodeid, 1.5 * cell_seconds(cut["cells"]) + 5 * controls + 10, False
     if name == "test_binder.py":
         return item.nodeid.split("::")[0], BINDER_SECONDS, True
     return item.nodeid.split("::")[0], 0.0, True  # a test file: its module fixtures built once
