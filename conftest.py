@@ -102,3 +102,24 @@ def pytest_collection_modifyitems(config, items):
         if grouped and grouping:
             item.add_marker(pytest.mark.xdist_group(key))
     items[:] = [item for key in sorted(units, key=lambda k: -cost[k]) for item in units[key]]
+
+
+class _BinderSimulationRunsItsNotebook:
+    """tests/test_binder.py's simulation runs tests/test_browser.py's test of one notebook (BINDER_NOTEBOOK)
+    against a JupyterLab built from binder/; when it is selected, that browser test is not run a second time
+    against this environment's JupyterLab (the same test, the same pinned versions)."""
+
+    @pytest.hookimpl(trylast=True)  # after -m and -k have deselected what they deselect
+    def pytest_collection_modifyitems(self, config, items):
+        binder = [i for i in items if i.name == "test_binder_simulation_runs_its_notebook"]
+        if not binder:
+            return
+        twin = f"test_notebook_widgets_work_in_jupyterlab[{binder[0].module.BINDER_NOTEBOOK}.ipynb]"
+        dropped = [i for i in items if i.path.name == "test_browser.py" and i.name == twin]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = [i for i in items if i not in dropped]
+
+
+def pytest_configure(config):
+    config.pluginmanager.register(_BinderSimulationRunsItsNotebook(), "lora-mini-binder-twin")

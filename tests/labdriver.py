@@ -170,9 +170,10 @@ def run_all(page) -> None:
 
 def open_notebook(page, lab: Lab, name: str) -> None:
     """Open notebook ``name`` and wait for its kernel: on a blank page, a JupyterLab page load with a fresh
-    workspace; on a page already showing JupyterLab, a double-click in its file browser, as a learner opens
-    the next notebook (here about 2.5 s of CPU against 8 s for a page load)."""
-    if page.url.startswith(lab.url) and page.locator(".jp-DirListing").count():
+    workspace; on a page showing JupyterLab with no notebook open (close_notebook), a double-click in its file
+    browser, as a learner opens the next notebook (here about 2.5 s of CPU against 8 s for a page load)."""
+    in_lab = page.url.startswith(lab.url) and page.locator(".jp-DirListing").count()
+    if in_lab and not page.locator(".jp-NotebookPanel").count():
         page.locator(f".jp-DirListing-item[title^='Name: {name}']").dblclick()
     else:
         page.goto(lab.notebook_url(name))
@@ -280,19 +281,21 @@ def _names(cell: dict) -> tuple[set[str], set[str]]:
 
 
 def browser_copy(notebook: dict) -> tuple[dict, int]:
-    """(the notebook cut for the browser, the number of controls it shows): its cells up to the last code cell
-    that shows a control, then the code cells that show a quiz; outputs cleared, as a learner opens it."""
-    cells = notebook["cells"]
-    shown = [shown_widgets(notebook, c) if c["cell_type"] == "code" else (0, False) for c in cells]
+    """(the notebook cut for the browser, the number of controls it shows): its code cells up to the last one
+    that shows a control, then those that show a quiz (and the earlier ones that define what they call); outputs
+    cleared, and the widget state saved with them. No markdown: rendering its math is work for Chromium that tests
+    nothing here."""
+    cells = [c for c in notebook["cells"] if c["cell_type"] == "code"]
+    shown = [shown_widgets(notebook, c) for c in cells]
     last = max((i for i, (controls, _) in enumerate(shown) if controls), default=-1)
     quizzes = [i for i, (_, quiz) in enumerate(shown) if quiz and i > last]
     needed = set().union(*(_names(cells[i])[1] for i in quizzes))  # e.g. show_review, imported in an earlier cell
     keep = sorted({*range(last + 1), *quizzes, *(i for i in range(last + 1, max(quizzes, default=0))
-                                                 if cells[i]["cell_type"] == "code" and _names(cells[i])[0] & needed)})
+                                                 if _names(cells[i])[0] & needed)})
     if not any(shown[i][1] for i in keep):
         raise ValueError("the notebook's saved outputs show no quiz: execute it (scripts/execute_notebooks.py)")
-    copy = {**notebook, "cells": [{**cells[i], **({"outputs": [], "execution_count": None}
-                                                  if cells[i]["cell_type"] == "code" else {})} for i in keep]}
+    metadata = {k: v for k, v in notebook["metadata"].items() if k != "widgets"}  # the saved views: none left
+    copy = {**notebook, "metadata": metadata, "cells": [{**cells[i], "outputs": [], "execution_count": None} for i in keep]}
     return copy, sum(shown[i][0] for i in keep)
 
 

@@ -16,6 +16,7 @@ from packaging.requirements import Requirement
 import labdriver
 
 ROOT = Path(__file__).resolve().parent.parent
+BINDER_NOTEBOOK = "00_why_lora"  # its browser test runs in the simulation (and not again outside it: conftest.py)
 
 
 def test_binder_requirements_pin_the_cpu_build_of_torch():
@@ -51,13 +52,13 @@ def test_binder_pins_what_requirements_txt_pins():
 
 @pytest.mark.browser
 @pytest.mark.binder
-def test_binder_simulation_runs_notebook_00():
+def test_binder_simulation_runs_its_notebook():
     labdriver.require_browser()
     # PIP_COMPILE=0: pip writes no .pyc files for the ~130 packages (compiling torch's and transformers' sources
     # alone took 16 s of CPU here); Python compiles what JupyterLab and the kernel import, when they import it.
     # PYTEST_ADDOPTS: its one browser test in one process, not in pyproject's parallel workers.
     env = dict(os.environ, TEST_PYTHON=sys.executable, PIP_COMPILE="0", PYTEST_ADDOPTS="-n 0")
-    run = subprocess.run(["bash", str(ROOT / "scripts" / "simulate_binder.sh"), "00_why_lora"], env=env,
+    run = subprocess.run(["bash", str(ROOT / "scripts" / "simulate_binder.sh"), BINDER_NOTEBOOK], env=env,
                          capture_output=True, text=True, timeout=1500)
     print(run.stdout[-4000:], run.stderr[-4000:])
     assert run.returncode == 0

@@ -4,6 +4,7 @@ The proof is nbval's own run of the notebooks (`python -m pytest --nbval-lax`): 
 execute each numbered notebook's code cells a second time, in order, right after the first pass, as items of
 the same notebook file, that is in the same kernel (nbval starts one kernel per notebook file). This test
 checks that collection, so that the second pass cannot silently disappear; it executes no notebook itself.
+It also checks the collection's other rule: a browser test the Binder simulation runs is not run twice.
 """
 import importlib.util
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from test_binder import BINDER_NOTEBOOK
 
 ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")  # not tests/conftest.py
@@ -22,13 +24,40 @@ SECOND_RUN, recorded_seconds = root_conftest.SECOND_RUN, root_conftest.recorded_
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
-@pytest.fixture(scope="module")
-def nbval_items() -> list[str]:
-    """The node ids nbval collects for the notebooks, in the order they run (-n 0: no workers needed)."""
-    run = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--collect-only", "-q", "-n", "0",
-                          "notebooks"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+def _collect(*args: str) -> list[str]:
+    """The node ids a collect-only run of the suite lists, in the order they would run (-n 0: no workers)."""
+    run = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--collect-only", "-q", "-n", "0", *args],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    return [line for line in run.stdout.splitlines() if line.startswith("notebooks/")]
+    return [line for line in run.stdout.splitlines() if "::" in line]
+
+
+@pytest.fixture(scope="module")
+def suite_items(request) -> list[str]:
+    """The whole suite's node ids in run order: this session's own when it is the README's command (all of
+    the suite collected, nothing selected away), else those of a collect-only run."""
+    config = request.config
+    whole = config.args == config.getini("testpaths") and not config.option.keyword and not config.option.markexpr
+    own = [item.nodeid.split("@")[0] for item in request.session.items]  # xdist adds "@<group>"
+    if whole and any(".ipynb::" in i for i in own):
+        return own
+    return _collect()
+
+
+@pytest.fixture(scope="module")
+def nbval_items(suite_items) -> list[str]:
+    """The node ids nbval collects for the notebooks, in the order they run."""
+    return [i for i in suite_items if i.startswith("notebooks/")]
+
+
+def test_the_binder_simulations_notebook_is_browser_tested_once(suite_items):
+    """The Binder simulation runs one notebook's browser test; the suite does not run that test again, unless
+    the simulation is deselected."""
+    twin = f"tests/test_browser.py::test_notebook_widgets_work_in_jupyterlab[{BINDER_NOTEBOOK}.ipynb]"
+    assert "tests/test_binder.py::test_binder_simulation_runs_its_notebook" in suite_items
+    assert twin not in suite_items
+    assert any(i.startswith("tests/test_browser.py::test_notebook_widgets_work_in_jupyterlab[01_") for i in suite_items)
+    assert twin in _collect("-m", "not binder", "tests/test_browser.py", "tests/test_binder.py")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
