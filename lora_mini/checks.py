@@ -188,6 +188,20 @@ def _pissa_fits(name: str, module: nn.Module, r: int) -> None:
                              f"use r <= {k}")
 
 
+def all_or_none(bases: dict[str, nn.Module], build: Callable, call: str) -> dict:
+    """{name: build(name, base)} for every base, or none: building a LoRA layer freezes its base, so on any
+    failure the bases' requires_grad flags are put back; the allocator's or an SVD's error names ``call``."""
+    flags = {p: p.requires_grad for base in bases.values() for p in base.parameters()}
+    try:
+        return {name: build(name, base) for name, base in bases.items()}
+    except BaseException as e:
+        for p, was in flags.items():
+            p.requires_grad_(was)
+        if isinstance(e, (RuntimeError, MemoryError)):
+            raise LoraValueError(f"{call} could not build its layers ({type(e).__name__}: {e})") from e
+        raise
+
+
 def finite_weight(name: str, weight: torch.Tensor) -> torch.Tensor:
     if not bool(torch.isfinite(weight).all()):
         raise LoraValueError(f"the weight of {name} holds NaN or inf; PiSSA's SVD needs a finite W")

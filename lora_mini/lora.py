@@ -172,31 +172,20 @@ def inject_lora(model: nn.Module, targets: str | Sequence[str], r: int, alpha: f
 
 
 def _build_layers(model: nn.Module, names: list[str], config: LoraConfig) -> dict[str, tuple]:
-    """{name: (new layer, PiSSA's (A, B) or None)}, all built before any is put into ``model``.
-
-    Building a layer freezes its base, so on any failure the bases' requires_grad flags are put back.
-    """
+    """{name: (new layer, PiSSA's (A, B) or None)}, all built before any is put into ``model``."""
     bases = {name: model.get_submodule(name) for name in names}
     checks.new_numbers(sum(config.r * (b.in_features + b.out_features) for b in bases.values()),
                        f"inject_lora with r={config.r} on {len(names)} layers")
-    flags = {p: p.requires_grad for b in bases.values() for p in b.parameters()}
     make = DoRALinear if config.use_dora else LoRALinear
-    layers = {}
-    try:
-        for name, base in bases.items():
-            layer = make(base, config.r, config.alpha, config.dropout, config.use_rslora)
-            factors = None
-            if config.init_lora_weights == "pissa":  # the SVDs now: they may fail
-                factors = variants.pissa_factors(checks.finite_weight(name, base.weight), config.r, config.scaling)
-            layers[name] = (layer, factors)
-    except BaseException as e:
-        for p, flag in flags.items():
-            p.requires_grad_(flag)
-        if isinstance(e, (RuntimeError, MemoryError)):  # the allocator, or the SVD
-            why = f"{type(e).__name__}: {e}"
-            raise LoraValueError(f"inject_lora(r={config.r}) could not build its layers ({why})") from e
-        raise
-    return layers
+
+    def build(name: str, base: nn.Module) -> tuple:
+        layer = make(base, config.r, config.alpha, config.dropout, config.use_rslora)
+        if config.init_lora_weights != "pissa":
+            return layer, None
+        weight = checks.finite_weight(name, base.weight)
+        return layer, variants.pissa_factors(weight, config.r, config.scaling)  # the SVDs now: they may fail
+
+    return checks.all_or_none(bases, build, f"inject_lora(r={config.r})")
 
 
 def reset_lora(model: nn.Module) -> None:
