@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from . import checks, variants
-from .errors import LoraTypeError, LoraValueError
+from .errors import LoraTypeError
 from .quant import QuantLinear
 
 LORA_PARAMETERS = ("lora_A", "lora_B", "lora_magnitude_vector")  # what trains; the last only with DoRA
@@ -185,7 +185,7 @@ def _build_layers(model: nn.Module, names: list[str], config: LoraConfig) -> dic
         weight = checks.finite_weight(name, base.weight)
         return layer, variants.pissa_factors(weight, config.r, config.scaling)  # the SVDs now: they may fail
 
-    return checks.all_or_none(bases, build, f"inject_lora(r={config.r})")
+    return checks.all_or_none(bases, build, f"inject_lora(r={config.r})")  # all layers, or none and flags put back
 
 
 def reset_lora(model: nn.Module) -> None:

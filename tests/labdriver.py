@@ -174,26 +174,32 @@ def open_notebook(page, lab: Lab, name: str) -> None:
     browser, as a learner opens the next notebook (here about 2.5 s of CPU against 8 s for a page load)."""
     in_lab = page.url.startswith(lab.url) and page.locator(".jp-DirListing").count()
     if in_lab and not page.locator(".jp-NotebookPanel").count():
-        page.locator(f".jp-DirListing-item[title^='Name: {name}']").dblclick()
+        page.locator(".jp-DirListing-item", has=page.get_by_text(name, exact=True)).dblclick()
     else:
         page.goto(lab.notebook_url(name))
     page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=120_000)
     page.wait_for_selector(".jp-StatusBar-TextItem:has-text('| Idle')", timeout=120_000)  # kernel connected
+    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
 
 
 def close_notebook(page, lab: Lab) -> None:
     """File > Close Tab, discarding the run's outputs, and end every kernel: the page is ready for the next one."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+    from playwright.sync_api import Error as PlaywrightError
 
     if page.locator(".jp-NotebookPanel").count():
         page.click(".lm-MenuBar-itemLabel:text-is('File')")
         page.click(".lm-Menu-itemLabel:text-is('Close Tab')")
         discard = page.locator(".jp-Dialog button:has-text('Discard')")  # "Save your work?": the cells ran
-        with contextlib.suppress(PlaywrightTimeoutError):
-            discard.wait_for(timeout=5_000)
-            discard.click()
-        page.wait_for_selector(".jp-NotebookPanel", state="detached", timeout=20_000)
+        deadline = time.monotonic() + 30
+        while page.locator(".jp-NotebookPanel").count():
+            if discard.count():
+                with contextlib.suppress(PlaywrightError):  # the dialog may close between count and click
+                    discard.click(timeout=2_000)
+            if time.monotonic() > deadline:
+                raise TimeoutError("the notebook's tab did not close within 30 s")
+            page.wait_for_timeout(200)
     lab.shut_down_kernels()
+    page.evaluate("0")  # a round trip: console messages the shutdown caused arrive now, not in the next test
 
 
 def run_all_and_wait(page, name: str, timeout_s: float = 300) -> float:
@@ -270,9 +276,14 @@ def shown_widgets(notebook: dict, cell: dict) -> tuple[int, bool]:
     return controls, quiz
 
 
-def _names(cell: dict) -> tuple[set[str], set[str]]:
-    """(names a code cell binds at the top level, names it reads): enough to find the import a quiz cell needs."""
-    tree = ast.parse("\n".join(ln for ln in "".join(cell["source"]).splitlines() if not ln.lstrip().startswith(("%", "!"))))
+def _names(cell: dict) -> tuple[set[str] | None, set[str]]:
+    """(names a code cell binds at the top level, names it reads): enough to find the import a quiz cell needs.
+    For a cell that is not plain Python (``x = !ls``, ``obj?``): (None, set()), "may bind anything"."""
+    try:
+        tree = ast.parse("\n".join(ln for ln in "".join(cell["source"]).splitlines()
+                                   if not ln.lstrip().startswith(("%", "!"))))
+    except SyntaxError:
+        return None, set()
     bound = {(a.asname or a.name).split(".")[0] for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))
              for a in n.names}
     bound |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
@@ -283,15 +294,16 @@ def _names(cell: dict) -> tuple[set[str], set[str]]:
 def browser_copy(notebook: dict) -> tuple[dict, int]:
     """(the notebook cut for the browser, the number of controls it shows): its code cells up to the last one
     that shows a control, then those that show a quiz (and the earlier ones that define what they call); outputs
-    cleared, and the widget state saved with them. No markdown: rendering its math is work for Chromium that tests
-    nothing here."""
+    and the saved widget state removed. No markdown: rendering its math is work for Chromium that tests nothing
+    here. Not run, so not checked in the browser: the cells after the last control (tqdm's progress bars in 01 and 02
+    among them; nbval runs them)."""
     cells = [c for c in notebook["cells"] if c["cell_type"] == "code"]
     shown = [shown_widgets(notebook, c) for c in cells]
     last = max((i for i, (controls, _) in enumerate(shown) if controls), default=-1)
     quizzes = [i for i, (_, quiz) in enumerate(shown) if quiz and i > last]
     needed = set().union(*(_names(cells[i])[1] for i in quizzes))  # e.g. show_review, imported in an earlier cell
-    keep = sorted({*range(last + 1), *quizzes, *(i for i in range(last + 1, max(quizzes, default=0))
-                                                 if _names(cells[i])[0] & needed)})
+    between = {i: _names(cells[i])[0] for i in range(last + 1, max(quizzes, default=0))}
+    keep = sorted({*range(last + 1), *quizzes, *(i for i, bound in between.items() if bound is None or bound & needed)})
     if not any(shown[i][1] for i in keep):
         raise ValueError("the notebook's saved outputs show no quiz: execute it (scripts/execute_notebooks.py)")
     metadata = {k: v for k, v in notebook["metadata"].items() if k != "widgets"}  # the saved views: none left

@@ -10,6 +10,7 @@ import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
 import pytest
@@ -24,9 +25,9 @@ SECOND_RUN, recorded_seconds = root_conftest.SECOND_RUN, root_conftest.recorded_
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
-def _collect(*args: str) -> list[str]:
+def _collect() -> list[str]:
     """The node ids a collect-only run of the suite lists, in the order they would run (-n 0: no workers)."""
-    run = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--collect-only", "-q", "-n", "0", *args],
+    run = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--collect-only", "-q", "-n", "0"],
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return [line for line in run.stdout.splitlines() if "::" in line]
@@ -39,7 +40,7 @@ def suite_items(request) -> list[str]:
     config = request.config
     whole = config.args == config.getini("testpaths") and not config.option.keyword and not config.option.markexpr
     own = [item.nodeid.split("@")[0] for item in request.session.items]  # xdist adds "@<group>"
-    if whole and any(".ipynb::" in i for i in own):
+    if whole and any(".ipynb::" in i for i in own) and any(i.startswith("tests/test_binder.py::") for i in own):
         return own
     return _collect()
 
@@ -51,13 +52,30 @@ def nbval_items(suite_items) -> list[str]:
 
 
 def test_the_binder_simulations_notebook_is_browser_tested_once(suite_items):
-    """The Binder simulation runs one notebook's browser test; the suite does not run that test again, unless
-    the simulation is deselected."""
+    """The Binder simulation runs one notebook's browser test; the suite does not run that test again."""
     twin = f"tests/test_browser.py::test_notebook_widgets_work_in_jupyterlab[{BINDER_NOTEBOOK}.ipynb]"
     assert "tests/test_binder.py::test_binder_simulation_runs_its_notebook" in suite_items
     assert twin not in suite_items
     assert any(i.startswith("tests/test_browser.py::test_notebook_widgets_work_in_jupyterlab[01_") for i in suite_items)
-    assert twin in _collect("-m", "not binder", "tests/test_browser.py", "tests/test_binder.py")
+
+
+def test_without_the_binder_simulation_its_notebook_is_browser_tested_here():
+    """The rule drops the twin only when the simulation itself is selected (e.g. not under -m "not binder")."""
+    def item(name, path, module=None):
+        return SimpleNamespace(name=name, path=Path(path), module=module)
+
+    twin = item(f"test_notebook_widgets_work_in_jupyterlab[{BINDER_NOTEBOOK}.ipynb]", "tests/test_browser.py")
+    other = item("test_notebook_widgets_work_in_jupyterlab[01_toy_transformer.ipynb]", "tests/test_browser.py")
+    simulation = item("test_binder_simulation_runs_its_notebook", "tests/test_binder.py",
+                      SimpleNamespace(BINDER_NOTEBOOK=BINDER_NOTEBOOK))
+    config = SimpleNamespace(hook=SimpleNamespace(pytest_deselected=lambda items: None))
+    rule = root_conftest._BinderSimulationRunsItsNotebook()
+    items = [twin, other]
+    rule.pytest_collection_modifyitems(config, items)
+    assert items == [twin, other]
+    items = [twin, other, simulation]
+    rule.pytest_collection_modifyitems(config, items)
+    assert items == [other, simulation]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
