@@ -93,8 +93,7 @@ def _unit(item) -> tuple[str, float, bool]:
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     """The second pass of every lesson; then the units, longest first (so that the last ones handed out
-    are short and the workers finish together; the browser tests as one block), each notebook's or test file's
-    items in one xdist group."""
+    are short and the workers finish together), each notebook's or test file's items in one xdist group."""
     if any(item.path.suffix == ".ipynb" for item in items):
         items[:] = _with_second_run(items)
     grouping = config.pluginmanager.hasplugin("xdist")
@@ -106,12 +105,7 @@ def pytest_collection_modifyitems(config, items):
         cost[key] = seconds
         if grouped and grouping:
             item.add_marker(pytest.mark.xdist_group(key))
-    # The browser tests side by side, where the longest of them falls: a worker that takes one after another
-    # keeps its Chromium and its JupyterLab page (test_browser.py's module fixtures), instead of a new page load.
-    browser = [k for k in units if "test_browser.py::" in k]
-    block = max((cost[k] for k in browser), default=0.0)
-    items[:] = [item for key in sorted(units, key=lambda k: (-(block if k in browser else cost[k]), -cost[k]))
-                for item in units[key]]
+    items[:] = [item for key in sorted(units, key=lambda k: -cost[k]) for item in units[key]]
 
 
 class _BinderSimulationRunsItsNotebook:
