@@ -45,8 +45,6 @@ QV = ["q_proj", "v_proj"]
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "fc1", "fc2"]
 
 
-
-
 def _r_star_96() -> int:
     return next(r for r in range(1, 97) if count_parameters(LoRALinear(nn.Linear(96, 96), r, r)).trainable == 96 * 96)
 
@@ -60,12 +58,6 @@ def _adamw_bytes_per_param_full() -> float:
 def _grad_and_adam_bytes_qv_r4() -> int:
     rep = account_training_step(_lora(QV, 4), make_batch("rotate", 4, torch.Generator().manual_seed(0)))
     return rep.gradients + rep.optimizer
-
-
-
-
-
-
 
 
 def _nf4_bytes_per_weight() -> float:

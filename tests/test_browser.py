@@ -77,9 +77,14 @@ class Pages:
         try:
             close_notebook(self.page, lab)
         except Exception:  # noqa: BLE001 - a page in an unknown state: the next test starts a new one
+            self.reset()
+            lab.shut_down_kernels()
+
+    def reset(self) -> None:
+        """Close the page: the next get() opens a new one, and its first notebook comes by a page load."""
+        if self.page is not None:
             self.page.close()
             self.page = None
-            lab.shut_down_kernels()
 
 
 @pytest.fixture(scope="module")
@@ -241,9 +246,8 @@ def test_review_renders_on_every_opening(lab, chromium):
     (lab.root / "12_review.ipynb").write_text((ROOT / "notebooks" / "12_review.ipynb").read_text())  # the whole one
     failures, own = [], Pages(chromium)  # its own page: the first opening is a page load
     for attempt in range(10):
-        if attempt == 5 and own.page is not None:  # the sixth opening: a page load again
-            own.page.close()
-            own.page = None
+        if attempt == 5:  # the sixth opening: a page load again
+            own.reset()
         page = own.get()
         try:
             open_notebook(page, lab, "12_review.ipynb")
@@ -257,5 +261,5 @@ def test_review_renders_on_every_opening(lab, chromium):
             page.screenshot(path=ARTIFACTS / f"12_review-opening-{attempt + 1}-failed.png")
             failures.append(f"opening {attempt + 1}: {type(e).__name__}: {str(e)[:300]}")
         own.release(lab)
-    own.page and own.page.close()
+    own.reset()
     assert not failures, "\n".join(failures)
