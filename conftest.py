@@ -3,7 +3,8 @@ so that two of them never fight over the cores; and each checks every figure it 
 
 The suite runs in parallel workers (pytest-xdist; pyproject's addopts: ``-n 3 --dist loadgroup
 --no-loadscope-reorder``), and the hook pytest_collection_modifyitems below decides what each worker is handed:
-one notebook's nbval cells at a time, both of its passes (see below), in order, in one kernel.
+one notebook's nbval cells at a time, both of its passes (see below), in order, in one kernel, followed by the
+notebook's browser test where that test takes the kernel for the second pass.
 """
 import functools
 import json
@@ -27,6 +28,9 @@ os.environ["IPYTHONDIR"] = figure_check_ipython_dir()
 # Issue 19: the README's test command in <= 10 minutes on 2 cores. Each lesson is executed by nbval (a) and
 # survives "Run All" twice in one kernel (b): nbval runs its code cells a second time, in the same kernel,
 # right after the first pass ("Cell k (Run All again)"), so no test executes a notebook only to re-run it.
+# A lesson whose controls tests/test_browser.py moves runs that second pass in JupyterLab instead: nbval's
+# kernel is handed to its browser test (_SecondPassInTheBrowser, below), which runs every code cell in it
+# again and then moves the controls, rather than running them a third time in a kernel of its own.
 
 SECOND_RUN = "Run All again"
 BINDER_SECONDS = 600  # scripts/simulate_binder.sh builds a fresh environment: the longest test, handed out first
@@ -68,23 +72,51 @@ def _with_second_run(items: list) -> list:
     return out
 
 
+def browser_test_notebook(item) -> Path | None:
+    """The notebook a test_browser.py test opens (None for the review's ten openings and other tests)."""
+    callspec = getattr(item, "callspec", None)
+    if item.path.name != "test_browser.py" or callspec is None:
+        return None
+    return item.path.parent.parent / "notebooks" / callspec.params["name"]
+
+
+@functools.cache
+def controls_shown(notebook: Path) -> int:
+    """How many controls (outside its quiz) the executed notebook shows; 0 for one saved without outputs."""
+    from labdriver import browser_copy  # tests/labdriver.py: importable once tests/test_browser.py is collected
+
+    try:
+        return browser_copy(json.loads(notebook.read_text()))[1]
+    except ValueError:  # a notebook saved without outputs: its browser test says so
+        return 0
+
+
+def unit_seconds(notebook: Path, with_browser_test: bool) -> float:
+    """The expected seconds of a notebook's unit: its nbval cells (both passes of a lesson), and its browser test
+    when that test is in the unit. Roughly, from full runs: 5 s per control (each retrains live), 10 s to open."""
+    seconds = recorded_seconds(notebook) * (1 + _is_lesson(notebook))
+    return seconds + 5 * controls_shown(notebook) + 10 if with_browser_test else seconds
+
+
 def _unit(item) -> tuple[str, float, bool]:
     """(the unit a worker is handed whole, its expected seconds, grouped or not)."""
-    name = item.path.name
+    name, notebook = item.path.name, browser_test_notebook(item)
     if item.path.suffix == ".ipynb":  # nbval: one notebook, both passes, in one kernel
-        return f"nbval-{item.path.stem}", recorded_seconds(item.path) * (1 + _is_lesson(item.path)), True
-    if name == "test_browser.py":  # one notebook each, so that every worker drives its own JupyterLab
-        # Roughly, from full runs: a browser test takes 1.5x the recorded time of the cells it runs (its
-        # controls retrain live) plus 5 s per control and 10 s to open; the review's test opens the notebook 10 times.
-        notebooks = item.path.parent.parent / "notebooks"
-        if "review_renders" in item.name:
-            return item.nodeid, 10 * (recorded_seconds(notebooks / "12_review.ipynb") + 10), False
-        path = notebooks / item.callspec.params["name"]
+        return f"nbval-{item.path.stem}", unit_seconds(item.path, False), True
+    if notebook is not None and controls_shown(notebook):  # with that notebook's nbval cells: it may take its kernel
+        return f"nbval-{notebook.stem}", unit_seconds(notebook, True), True
+    if name == "test_browser.py":  # the review's test, and a notebook without controls: a unit each
+        # Roughly: 1.5x the recorded time of the cells it runs and 10 s to open; the review opens its notebook 10 times.
+        if notebook is None:
+            review = item.path.parent.parent / "notebooks" / "12_review.ipynb"
+            return item.nodeid, 10 * (recorded_seconds(review) + 10), False
+        from labdriver import browser_copy
+
         try:
-            cut, controls = item.module.browser_copy(json.loads(path.read_text()))
+            cut = browser_copy(json.loads(notebook.read_text()))[0]["cells"]  # its quiz cell
         except ValueError:  # a notebook saved without outputs: its browser test says so
-            return item.nodeid, 1.5 * recorded_seconds(path) + 20, False
-        return item.nodeid, 1.5 * cell_seconds(cut["cells"]) + 5 * controls + 10, False
+            cut = json.loads(notebook.read_text())["cells"]
+        return item.nodeid, 1.5 * cell_seconds(cut) + 10, False
     if name == "test_binder.py":
         return item.nodeid.split("::")[0], BINDER_SECONDS, True
     return item.nodeid.split("::")[0], 0.0, True  # a test file: its module fixtures built once
@@ -102,10 +134,11 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         key, seconds, grouped = _unit(item)
         units.setdefault(key, []).append(item)
-        cost[key] = seconds
+        cost[key] = max(cost.get(key, 0.0), seconds)
         if grouped and grouping:
             item.add_marker(pytest.mark.xdist_group(key))
-    items[:] = [item for key in sorted(units, key=lambda k: -cost[k]) for item in units[key]]
+    in_unit = lambda item: item.path.suffix != ".ipynb"  # noqa: E731 - a notebook's cells before its browser test
+    items[:] = [item for key in sorted(units, key=lambda k: -cost[k]) for item in sorted(units[key], key=in_unit)]
 
 
 class _BinderSimulationRunsItsNotebook:
@@ -125,5 +158,67 @@ class _BinderSimulationRunsItsNotebook:
             items[:] = [i for i in items if i not in dropped]
 
 
+class SecondPassInTheBrowser:
+    """A lesson with controls runs its second pass in JupyterLab: nbval's kernel, after the first pass, is handed
+    to the lesson's browser test, which runs every code cell in it again (the second "Run All"), then moves the
+    controls and answers the quiz. Its "Run All again" items are then dropped; they stay when either side is not
+    selected (e.g. -m "not browser"), or on a machine where the browser tests skip. The unit in which both run in
+    a row on one worker is made above (_unit)."""
+
+    NAME = "lora-mini-second-pass"
+
+    def __init__(self) -> None:
+        self.notebooks: set[str] = set()  # lessons whose second pass runs in the browser
+        self.kernels: dict[str, object] = {}  # nbval's kernels (nbval.kernel.RunningKernel), handed over
+
+    @pytest.hookimpl(wrapper=True)  # its part after the yield: once every other hook has selected and deselected
+    def pytest_collection_modifyitems(self, config, items):
+        result = yield
+        if any(browser_test_notebook(item) for item in items):
+            from labdriver import browser_missing  # tests/labdriver.py (on the path once tests/ is collected)
+
+            self.select(config, items, browser_missing() is None)
+        return result
+
+    def select(self, config, items: list, browsers_run: bool) -> None:
+        """Which lessons run their second pass in the browser (both sides selected, and the browser tests
+        run here rather than skip): their "Run All again" items deselected."""
+        browser = {notebook.name for i in items if (notebook := browser_test_notebook(i)) and controls_shown(notebook)}
+        nbval = {i.path.name for i in items if i.path.suffix == ".ipynb" and SECOND_RUN not in i.name}
+        self.notebooks = browser & nbval if browsers_run else set()
+        dropped = [i for i in items if i.path.name in self.notebooks and SECOND_RUN in i.name]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = [i for i in items if i not in dropped]
+
+    @pytest.hookimpl(tryfirst=True)  # before pytest tears the notebook down: nbval would stop its kernel
+    def pytest_runtest_teardown(self, item, nextitem):
+        if browser_test_notebook(item) is not None:
+            self._stop_kernels()  # one its test did not take (it skipped, or failed before it took it)
+        notebook = browser_test_notebook(nextitem) if nextitem is not None else None
+        if notebook is not None and item.path == notebook and notebook.name in self.notebooks:
+            kernel, item.parent.kernel = item.parent.kernel, None  # nbval's IPyNbFile skips a kernel of None
+            if kernel is not None and kernel.is_alive():
+                self.kernels[notebook.name] = kernel
+
+    def take(self, notebook: str):
+        """nbval's kernel of ``notebook`` after its first pass, now the caller's to stop; None where the second
+        pass is nbval's own. Raises when the second pass was to run in the browser but no kernel came."""
+        if notebook not in self.notebooks:
+            return None
+        if notebook not in self.kernels:
+            raise RuntimeError(f"{notebook}: nbval's kernel was not handed over (did its cells run just before?)")
+        return self.kernels.pop(notebook)
+
+    def pytest_sessionfinish(self):
+        self._stop_kernels()
+
+    def _stop_kernels(self) -> None:
+        for kernel in self.kernels.values():
+            kernel.stop()
+        self.kernels.clear()
+
+
 def pytest_configure(config):
     config.pluginmanager.register(_BinderSimulationRunsItsNotebook(), "lora-mini-binder-twin")
+    config.pluginmanager.register(SecondPassInTheBrowser(), SecondPassInTheBrowser.NAME)

@@ -39,3 +39,18 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Chromium per test process, kept while it runs (Playwright's sync API allows one instance
+    per thread): every test that drives JupyterLab opens its pages in it."""
+    from labdriver import launch_chromium, require_browser
+
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        yield browser
+        browser.close()

@@ -85,6 +85,7 @@ class Lab:
     ``jupyter`` is the command that starts it (default: this Python's ``-m jupyter``); the kernel
     then runs in the Python that JupyterLab runs in, with one CPU thread, as on Binder. ``extra_env`` adds
     environment variables; quiz progress goes to a file in the server's own folder, never the home.
+    A kernel started elsewhere can be given to a notebook (attach_kernel): jupyter_server's external kernels.
     """
 
     def __init__(self, notebooks: Path, jupyter: list[str] | None = None, threads: int = 1,
@@ -104,9 +105,12 @@ class Lab:
                    JUPYTERLAB_SETTINGS_DIR=str(settings), JUPYTERLAB_WORKSPACES_DIR=str(self.workdir / "ws"),
                    LORA_MINI_PROGRESS=str(self.workdir / "progress.json"))
         env.update(extra_env or {})
+        self.external = self.workdir / "external_kernels"  # connection files of kernels it did not start
+        self.external.mkdir()
         command = [*(jupyter or [sys.executable, "-m", "jupyter"]), "lab", "--no-browser",
                    "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
-                   f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}"]
+                   f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}",
+                   "--ServerApp.allow_external_kernels=True", f"--ServerApp.external_connection_dir={self.external}"]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             command.append("--allow-root")  # CI containers run as root
         self.log = self.workdir / "lab.log"
@@ -129,11 +133,24 @@ class Lab:
     def log_tail(self, chars: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-chars:]
 
-    def api(self, path: str, method: str = "GET"):
-        request = urllib.request.Request(f"{self.url}/api/{path}?token={self.token}", method=method)
+    def api(self, path: str, method: str = "GET", body: dict | None = None):
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"{self.url}/api/{path}?token={self.token}", method=method, data=data,
+                                         headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=30) as response:
-            body = response.read()
-        return json.loads(body) if body else None
+            answer = response.read()
+        return json.loads(answer) if answer else None
+
+    def attach_kernel(self, connection_file: Path, name: str) -> str:
+        """Make a running kernel, started elsewhere (its connection file), the kernel of notebook ``name``: a
+        session for ``name`` on it, so that JupyterLab opens the notebook on that kernel. Its id. The server
+        forgets it when the session ends (shut_down_kernels), and never stops it: its owner does."""
+        before = {kernel["id"] for kernel in self.api("kernels")}
+        # A new file each time: the server reads a file once, and keeps knowing it after the session ends.
+        shutil.copyfile(connection_file, self.external / f"{Path(name).stem}-{os.urandom(4).hex()}.json")
+        kernel_id = next(kernel["id"] for kernel in self.api("kernels") if kernel["id"] not in before)
+        self.api("sessions", "POST", {"path": name, "name": name, "type": "notebook", "kernel": {"id": kernel_id}})
+        return kernel_id
 
     def shut_down_kernels(self) -> None:
         """End every notebook session, so kernels of notebooks already tested free their memory."""
@@ -237,8 +254,8 @@ def open_and_run_all(page, lab: Lab, name: str, timeout_s: float = 300) -> float
 
 
 # ---------------------------------------------------------------------------------------------------------
-# What a browser test runs of a notebook. nbval has already run every cell of it, twice; in JupyterLab only
-# what the controls and the quiz need: the cells up to the last one that shows a control, then the quiz.
+# What a browser test runs of a notebook in a new kernel (nbval runs every cell of it): only what the controls and
+# the quiz need, the cells up to the last one that shows a control, then the quiz. (On nbval's kernel: every cell.)
 # Which cells show what is read from the committed, executed notebook: each widget view in a cell's outputs
 # names a model in the notebook's saved widget state, and the models under it are what the view shows.
 
@@ -291,15 +308,15 @@ def _names(cell: dict) -> tuple[set[str] | None, set[str]]:
     return bound, {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
 
 
-def browser_copy(notebook: dict) -> tuple[dict, int]:
+def browser_copy(notebook: dict, every_cell: bool = False) -> tuple[dict, int]:
     """(the notebook cut for the browser, the number of controls it shows): its code cells up to the last one
     that shows a control, then those that show a quiz (and the earlier ones that define what they call); outputs
     and the saved widget state removed. No markdown: rendering its math is work for Chromium that tests nothing
     here. Not run, so not checked in the browser: the cells after the last control (tqdm's progress bars in 01 and 02
-    among them; nbval runs them)."""
+    among them; nbval runs them). ``every_cell``: all code cells (a second pass in nbval's kernel, conftest.py)."""
     cells = [c for c in notebook["cells"] if c["cell_type"] == "code"]
     shown = [shown_widgets(notebook, c) for c in cells]
-    last = max((i for i, (controls, _) in enumerate(shown) if controls), default=-1)
+    last = len(cells) - 1 if every_cell else max((i for i, (controls, _) in enumerate(shown) if controls), default=-1)
     quizzes = [i for i, (_, quiz) in enumerate(shown) if quiz and i > last]
     needed = set().union(*(_names(cells[i])[1] for i in quizzes))  # e.g. show_review, imported in an earlier cell
     between = {i: _names(cells[i])[0] for i in range(last + 1, max(quizzes, default=0))}

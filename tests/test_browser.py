@@ -1,14 +1,18 @@
 """The widgets really render and respond in JupyterLab, in headless Chromium (not only under nbval).
 
-For every notebook: Run All Cells on what its controls and its quiz need (nbval has run every cell, twice:
-here the cells up to the last one that shows a control, then the quiz; labdriver.browser_copy); no error
-output, no "Error displaying widget", no browser console error. Every slider, selector, target checkbox
-and text box is moved with the keyboard and the output it drives must change; as many move as the
-executed notebook shows. The first multiple-choice quiz question is answered wrong (the explanation
-appears, the score does not rise), then right ("Correct").
+For every notebook: Run All Cells; no error output, no "Error displaying widget", no browser console error.
+Every slider, selector, target checkbox and text box is moved with the keyboard and the output it drives must
+change; as many move as the executed notebook shows. The first multiple-choice quiz question is answered wrong
+(the explanation appears, the score does not rise), then right ("Correct").
 
-The browser tests that a worker runs one after another share one JupyterLab page: the first notebook is opened
-by a page load, the next ones from its file browser, each with a new kernel, and closed after its test.
+What Run All runs: a lesson with controls is opened on the kernel in which nbval has just run its first pass
+(the root conftest.py hands it over), and every code cell runs again in it: its second pass; the test checks that
+the notebook's session is on that kernel. Otherwise a new kernel runs what the controls and the quiz need: the
+code cells up to the last one that shows a control, then the quiz (labdriver.browser_copy); for a lesson without
+controls, its quiz cell. nbval runs every cell either way.
+
+A worker keeps one JupyterLab page for all the browser tests it runs: the first notebook is opened by a page
+load, the next ones from its file browser, and each is closed after its test.
 
 Select with `-m browser`. They skip on a machine without Chromium, and fail instead when CI=true
 or LORA_MINI_REQUIRE_BROWSER=1. LORA_MINI_JUPYTER names the `jupyter` to serve the notebooks
@@ -25,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from labdriver import (ERROR_OUTPUT, Lab, browser_copy, close_notebook, launch_chromium, open_notebook, output_state,
+from labdriver import (ERROR_OUTPUT, Lab, browser_copy, close_notebook, open_notebook, output_state,
                        require_browser, run_all_and_wait, wait_for_change)
 
 pytestmark = pytest.mark.browser
@@ -46,20 +50,9 @@ def lab():
         yield server
 
 
-# Module-scoped: Playwright's sync API allows one instance per thread, and tests/test_browser_doctor.py starts its own.
-@pytest.fixture(scope="module")
-def chromium(lab):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
-        yield browser
-        browser.close()
-
-
 class Pages:
-    """One JupyterLab page, kept across the tests of this module that a worker runs one after another (a page load
-    costs several seconds of CPU); a new one after a test that could not close its notebook."""
+    """One JupyterLab page (in tests/conftest.py's Chromium), kept across the tests of this module that a worker
+    runs (a page load costs several seconds of CPU); a new one after a test that could not close its notebook."""
 
     def __init__(self, chromium):
         self.chromium, self.page = chromium, None
@@ -87,7 +80,7 @@ class Pages:
             self.page = None
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # the tests of this module come between nbval's notebooks (conftest.py)
 def pages(chromium):
     return Pages(chromium)
 
@@ -98,9 +91,25 @@ def page(pages, lab):
     pages.release(lab)
 
 
-def notebook_for_the_browser(lab, name: str) -> int:
-    """Write the browser's cut of ``name`` into the folder JupyterLab serves; how many controls it shows."""
-    copy, controls = browser_copy(json.loads((ROOT / "notebooks" / name).read_text()))
+@pytest.fixture
+def nbval_kernel(request, name, page, pages, lab):
+    """nbval's kernel of notebook ``name`` after its first pass, when the second pass runs here (conftest.py's
+    SecondPassInTheBrowser), else None. Afterwards: the tab closed and the session ended while the kernel still
+    answers, then the kernel stopped (JupyterLab's server never owned it)."""
+    kernel = request.config.pluginmanager.get_plugin("lora-mini-second-pass").take(name)
+    if kernel is not None:  # quiz answers go to the server's folder, as in the kernels it starts (labdriver.Lab)
+        kernel.kc.execute_interactive(f"import os; os.environ['LORA_MINI_PROGRESS'] = "
+                                      f"{str(lab.workdir / 'progress.json')!r}", silent=True, timeout=60)
+    yield kernel
+    if kernel is not None:
+        pages.release(lab)
+        kernel.stop()
+
+
+def notebook_for_the_browser(lab, name: str, every_cell: bool) -> int:
+    """Write the browser's copy of ``name`` (every code cell, or the cut) into the folder JupyterLab serves;
+    how many controls it shows."""
+    copy, controls = browser_copy(json.loads((ROOT / "notebooks" / name).read_text()), every_cell)
     (lab.root / name).write_text(json.dumps(copy))
     return controls
 
@@ -198,11 +207,11 @@ def _answer_first_multiple_choice(page, stem: str) -> None:
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_widgets_work_in_jupyterlab(lab, page, name):
+def test_notebook_widgets_work_in_jupyterlab(lab, page, name, nbval_kernel):
     stem = name.removesuffix(".ipynb")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     try:
-        _run_and_use(lab, page, name, stem)
+        _run_and_use(lab, page, name, stem, nbval_kernel)
     except Exception:
         page.screenshot(path=ARTIFACTS / f"{stem}-failed.png")
         print(f"JupyterLab's log:\n{lab.log_tail()}")
@@ -210,14 +219,19 @@ def test_notebook_widgets_work_in_jupyterlab(lab, page, name):
     assert not page.problems, "\n".join(page.problems)
 
 
-def _run_and_use(lab, page, name: str, stem: str) -> None:
+def _run_and_use(lab, page, name: str, stem: str, kernel) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-    controls = notebook_for_the_browser(lab, name)
+    controls = notebook_for_the_browser(lab, name, every_cell=kernel is not None)
+    if kernel is not None:  # Run All in the kernel of nbval's first pass: the second pass
+        kernel_id = lab.attach_kernel(Path(kernel.km.connection_file), name)
     open_notebook(page, lab, name)
     seconds = run_all_and_wait(page, name)
     errors = page.locator(ERROR_OUTPUT)
     assert errors.count() == 0, errors.first.inner_text()[-2000:]
+    if kernel is not None:
+        sessions = [s["kernel"]["id"] for s in lab.api("sessions") if s["path"] == name]
+        assert sessions == [kernel_id], f"Run All ran in a kernel of JupyterLab's, not nbval's: {sessions}"
     try:  # widget views render asynchronously, after the kernel has gone idle
         page.wait_for_selector(".lora-quiz .widget-radio-box", state="attached", timeout=30_000)
     except PlaywrightTimeoutError:

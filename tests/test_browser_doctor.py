@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from labdriver import ERROR_OUTPUT, Lab, launch_chromium, open_and_run_all, require_browser
+from labdriver import ERROR_OUTPUT, Lab, open_and_run_all
 from lora_mini.doctor import NOTEBOOK_CELL
 
 pytestmark = pytest.mark.browser
@@ -53,16 +53,12 @@ new MutationObserver(() => {
 
 
 @contextlib.contextmanager
-def _run(extra_env: dict | None, shot: str):
+def _run(chromium, extra_env: dict | None, shot: str):
     """Run the notebook in JupyterLab and hand over the page, every cell run without an error."""
-    from playwright.sync_api import sync_playwright
-
-    require_browser()
-    with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
-        name = _notebook(Path(tmp))
+    with tempfile.TemporaryDirectory() as tmp:
+        name = _notebook(Path(tmp))  # before Lab(), which serves a copy of the folder
         with Lab(Path(tmp), extra_env=extra_env) as lab:
-            browser = launch_chromium(p)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page = chromium.new_page(viewport={"width": 1280, "height": 900})
             page.problems = []
             page.on("console", lambda m: m.type == "error" and page.problems.append(f"console: {m.text}"))
             page.add_init_script(RECORD_STATUS)
@@ -79,7 +75,7 @@ def _run(extra_env: dict | None, shot: str):
                 print(f"JupyterLab's log:\n{lab.log_tail()}")
                 raise
             finally:
-                browser.close()
+                page.close()
 
 
 def _wait_for_status(page, words: str, timeout_ms: int = 30_000) -> str:
@@ -88,8 +84,8 @@ def _wait_for_status(page, words: str, timeout_ms: int = 30_000) -> str:
     return page.locator(STATUS).inner_text()
 
 
-def test_setup_check_reports_a_rendered_widget():
-    with _run(None, "doctor-widgets") as page:
+def test_setup_check_reports_a_rendered_widget(chromium):
+    with _run(chromium, None, "doctor-widgets") as page:
         status = _wait_for_status(page, "rendered the test widget")
         assert status.startswith("ok"), status
         assert page.locator(".lora-doctor-probe").is_visible(), "the test widget is not on the page"
@@ -106,12 +102,12 @@ def test_setup_check_reports_a_rendered_widget():
         assert not any("PROBLEM" in text for text in seen), f"a false alarm while the kernel was busy: {seen}"
 
 
-def test_setup_check_reports_a_missing_widget_manager(tmp_path):
+def test_setup_check_reports_a_missing_widget_manager(chromium, tmp_path):
     config = tmp_path / "labconfig"
     config.mkdir()
     (config / "page_config.json").write_text(json.dumps(
         {"disabledExtensions": {"@jupyter-widgets/jupyterlab-manager": True}}))
-    with _run({"JUPYTER_CONFIG_PATH": str(tmp_path)}, "doctor-no-widgets") as page:
+    with _run(chromium, {"JUPYTER_CONFIG_PATH": str(tmp_path)}, "doctor-no-widgets") as page:
         # At once, with no kernel round trip: the test widget's HTML fallback, since nothing can draw it.
         assert page.get_by_text("this frontend has no widget manager").count() == 1
         assert page.locator(".lora-doctor-probe").count() == 0

@@ -146,15 +146,13 @@ def test_the_review_shows_earlier_visits_and_saves_under_each_questions_notebook
 
 
 @pytest.mark.browser
-def test_in_jupyterlab_a_first_try_survives_the_kernel_and_the_review_shows_it(tmp_path):
+def test_in_jupyterlab_a_first_try_survives_the_kernel_and_the_review_shows_it(chromium, tmp_path):
     """End to end: a quiz answered in one notebook's kernel, that kernel shut down, the review opened in a
     new kernel: its table shows the earlier visit. (Lab points LORA_MINI_PROGRESS at its own folder.)"""
     import nbformat
-    from playwright.sync_api import sync_playwright
 
-    from labdriver import Lab, launch_chromium, open_and_run_all, require_browser
+    from labdriver import Lab, open_and_run_all
 
-    require_browser()
     for name, source in [("quiz", 'from lora_mini import show_quiz\nshow_quiz("03_counting", seed=0)'),
                          ("review", "from lora_mini import show_review\nshow_review(seed=0)")]:
         nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
@@ -163,29 +161,32 @@ def test_in_jupyterlab_a_first_try_survives_the_kernel_and_the_review_shows_it(t
     shown = Quiz(QUESTIONS, seed=0)  # the quiz as show_quiz("03_counting", seed=0) shows it
     n, card = next((i, c) for i, c in enumerate(shown.cards) if c.question["type"] == "multiple_choice")
     right = next(k for k, a in enumerate(card.options) if a["correct"])
-    with Lab(tmp_path) as lab, sync_playwright() as p:
-        browser = launch_chromium(p)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        open_and_run_all(page, lab, "quiz.ipynb")
-        page.wait_for_selector(".lora-quiz .widget-radio-box", state="attached", timeout=30_000)
-        box = page.locator(".lora-quiz-card").nth(n)
-        box.scroll_into_view_if_needed()
-        box.locator(".widget-radio-box label").nth(right).click()
-        box.locator(".lora-quiz-check").click()
-        feedback = box.locator(".lora-quiz-feedback")
-        page.wait_for_function("el => el.innerText.includes('Correct')", arg=feedback.element_handle(), timeout=20_000)
-        saved = lab.workdir / "progress.json"
-        assert _wait_for(saved.exists), "the first try was not saved"
-        lab.shut_down_kernels()  # the restart: the review runs in a new kernel
-        entries = json.loads(saved.read_text())["notebooks"]["03_counting"]
-        assert list(entries) == [question_id(card.question)] and entries[question_id(card.question)]["right"] is True
-        open_and_run_all(page, lab, "review.ipynb")
-        page.wait_for_function("() => [...document.querySelectorAll('.lora-quiz-topics')].some(e => "
-                               "e.innerText.includes('earlier visits: 1 / 1 right on first try'))", timeout=30_000)
-        row = page.locator(".lora-quiz-topics tr", has_text="03_counting").inner_text()
-        assert "earlier visits: 1 / 1 right on first try" in row
-        assert page.locator(".lora-quiz-topics tr", has_text="earlier visits: none saved").count() >= 1
-        browser.close()
+    with Lab(tmp_path) as lab:
+        page = chromium.new_page(viewport={"width": 1280, "height": 900})
+        try:
+            open_and_run_all(page, lab, "quiz.ipynb")
+            page.wait_for_selector(".lora-quiz .widget-radio-box", state="attached", timeout=30_000)
+            box = page.locator(".lora-quiz-card").nth(n)
+            box.scroll_into_view_if_needed()
+            box.locator(".widget-radio-box label").nth(right).click()
+            box.locator(".lora-quiz-check").click()
+            feedback = box.locator(".lora-quiz-feedback")
+            page.wait_for_function("el => el.innerText.includes('Correct')", arg=feedback.element_handle(),
+                                   timeout=20_000)
+            saved = lab.workdir / "progress.json"
+            assert _wait_for(saved.exists), "the first try was not saved"
+            lab.shut_down_kernels()  # the restart: the review runs in a new kernel
+            entries = json.loads(saved.read_text())["notebooks"]["03_counting"]
+            asked = question_id(card.question)
+            assert list(entries) == [asked] and entries[asked]["right"] is True
+            open_and_run_all(page, lab, "review.ipynb")
+            page.wait_for_function("() => [...document.querySelectorAll('.lora-quiz-topics')].some(e => "
+                                   "e.innerText.includes('earlier visits: 1 / 1 right on first try'))", timeout=30_000)
+            row = page.locator(".lora-quiz-topics tr", has_text="03_counting").inner_text()
+            assert "earlier visits: 1 / 1 right on first try" in row
+            assert page.locator(".lora-quiz-topics tr", has_text="earlier visits: none saved").count() >= 1
+        finally:
+            page.close()
 
 
 def _wait_for(condition, seconds: float = 10.0) -> bool:

@@ -1,10 +1,12 @@
 """Every lesson survives "Run All" twice in one kernel (injection and training cells are re-runnable).
 
-The proof is nbval's own run of the notebooks (`python -m pytest --nbval-lax`): the root conftest.py makes it
-execute each numbered notebook's code cells a second time, in order, right after the first pass, as items of
-the same notebook file, that is in the same kernel (nbval starts one kernel per notebook file). This test
-checks that collection, so that the second pass cannot silently disappear; it executes no notebook itself.
-It also checks the collection's other rule: a browser test the Binder simulation runs is not run twice.
+The proof is the suite's own run of the notebooks (`python -m pytest --nbval-lax`): the root conftest.py makes
+nbval execute each numbered notebook's code cells a second time, in order, right after the first pass, as items
+of the same notebook file, that is in the same kernel (nbval starts one kernel per notebook file); or, for a
+lesson with controls, hands that kernel to the lesson's browser test, next in line, which runs every code cell in
+it again (and checks that it ran there). This test checks that collection, so that the second pass cannot
+silently disappear; it executes no notebook itself. It also checks the collection's other rule: a browser test
+the Binder simulation runs is not run twice.
 """
 import importlib.util
 import subprocess
@@ -12,6 +14,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import labdriver
 import nbformat
 import pytest
 from test_binder import BINDER_NOTEBOOK
@@ -78,12 +81,49 @@ def test_without_the_binder_simulation_its_notebook_is_browser_tested_here():
     assert items == [other, simulation]
 
 
+def _browser_test(name: str) -> str:
+    return f"tests/test_browser.py::test_notebook_widgets_work_in_jupyterlab[{name}]"
+
+
+def _second_pass_in_the_browser(path: Path) -> bool:
+    """Whether the README's command runs this lesson's second pass in its browser test: it shows controls, that
+    test runs outside the Binder simulation, and the browser tests run here (CI: always)."""
+    return bool(root_conftest.controls_shown(path)) and path.stem != BINDER_NOTEBOOK and not labdriver.browser_missing()
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_nbval_runs_every_code_cell_twice_in_order(nbval_items, path):
+def test_every_code_cell_runs_twice_in_one_kernel_in_order(suite_items, path):
     n = sum(cell.cell_type == "code" for cell in nbformat.read(path, as_version=4).cells)
     first = [f"notebooks/{path.name}::Cell {k}" for k in range(n)]
-    second = [f"{item} ({SECOND_RUN})" for item in first]
-    assert [i for i in nbval_items if i.startswith(f"notebooks/{path.name}::")] == first + second
+    ran = [i for i in suite_items if i.startswith(f"notebooks/{path.name}::")]
+    if _second_pass_in_the_browser(path):  # right after the first pass, so that it takes nbval's kernel
+        assert ran == first
+        assert suite_items[suite_items.index(first[-1]) + 1] == _browser_test(path.name)
+    else:
+        assert ran == first + [f"{item} ({SECOND_RUN})" for item in first]
+
+
+def test_the_second_pass_moves_to_the_browser_only_when_both_sides_run():
+    """-m "not browser", a lone notebook, or a machine where the browser tests skip: nbval's own second pass."""
+    lesson = next(p for p in NOTEBOOKS if root_conftest.controls_shown(p))
+
+    def items() -> list:
+        first, again = (SimpleNamespace(path=lesson, name=f"Cell 0{tail}") for tail in ("", f" ({SECOND_RUN})"))
+        browser = SimpleNamespace(path=ROOT / "tests" / "test_browser.py", name=f"test_[{lesson.name}]",
+                                  callspec=SimpleNamespace(params={"name": lesson.name}))
+        return [first, again, browser]
+
+    config = SimpleNamespace(hook=SimpleNamespace(pytest_deselected=lambda items: None))
+    rule = root_conftest.SecondPassInTheBrowser()
+    first, again, browser = "Cell 0", f"Cell 0 ({SECOND_RUN})", f"test_[{lesson.name}]"
+    for keep, browsers_run, left, moved in [(slice(0, 3), True, [first, browser], {lesson.name}),
+                                            (slice(0, 3), False, [first, again, browser], set()),
+                                            (slice(0, 2), True, [first, again], set()),
+                                            (slice(2, 3), True, [browser], set())]:
+        selected = items()[keep]
+        rule.select(config, selected, browsers_run)
+        assert [i.name for i in selected] == left
+        assert rule.notebooks == moved
 
 
 def test_the_solutions_notebook_runs_once(nbval_items):
@@ -93,9 +133,10 @@ def test_the_solutions_notebook_runs_once(nbval_items):
 
 
 def test_longest_notebooks_are_handed_out_first(nbval_items):
-    """Workers take units in collection order: the notebooks that take longest come first, so that the last
-    units handed out are short and the workers finish together."""
-    order = list(dict.fromkeys(i.split("::")[0] for i in nbval_items))
-    seconds = [recorded_seconds(ROOT / p) * (1 + Path(p).name[:2].isdigit()) for p in order]
+    """Workers take units in collection order: the notebooks that take longest come first (with their browser
+    test, in their unit where they show controls), so that the last units handed out are short and the workers
+    finish together."""
+    order = [ROOT / p for p in dict.fromkeys(i.split("::")[0] for i in nbval_items)]
+    seconds = [root_conftest.unit_seconds(p, bool(root_conftest.controls_shown(p))) for p in order]
     assert seconds == sorted(seconds, reverse=True), list(zip(order, seconds))
-    assert max(seconds) > 0, "the committed notebooks carry no execution timestamps"
+    assert min(recorded_seconds(p) for p in order) > 0, "the committed notebooks carry no execution timestamps"
