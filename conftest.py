@@ -29,7 +29,7 @@ os.environ["IPYTHONDIR"] = figure_check_ipython_dir()
 # survives "Run All" twice in one kernel (b): nbval runs its code cells a second time, in the same kernel,
 # right after the first pass ("Cell k (Run All again)"), so no test executes a notebook only to re-run it.
 # A lesson whose controls tests/test_browser.py moves runs that second pass in JupyterLab instead: nbval's
-# kernel is handed to its browser test (_SecondPassInTheBrowser, below), which runs every code cell in it
+# kernel is handed to its browser test (SecondPassInTheBrowser, below), which runs every code cell in it
 # again and then moves the controls, rather than running them a third time in a kernel of its own.
 
 SECOND_RUN = "Run All again"
