@@ -9,6 +9,7 @@ notebook's browser test where that test takes the kernel for the second pass.
 import functools
 import json
 import os
+import warnings
 from datetime import datetime
 from pathlib import Path
 
@@ -74,10 +75,10 @@ def _with_second_run(items: list) -> list:
 
 def browser_test_notebook(item) -> Path | None:
     """The notebook a test_browser.py test opens (None for the review's ten openings and other tests)."""
-    callspec = getattr(item, "callspec", None)
-    if item.path.name != "test_browser.py" or callspec is None:
+    name = getattr(item, "callspec", None) and item.callspec.params.get("name")
+    if item.path.name != "test_browser.py" or not name:
         return None
-    return item.path.parent.parent / "notebooks" / callspec.params["name"]
+    return item.path.parent.parent / "notebooks" / name
 
 
 @functools.cache
@@ -137,8 +138,8 @@ def pytest_collection_modifyitems(config, items):
         cost[key] = max(cost.get(key, 0.0), seconds)
         if grouped and grouping:
             item.add_marker(pytest.mark.xdist_group(key))
-    in_unit = lambda item: item.path.suffix != ".ipynb"  # noqa: E731 - a notebook's cells before its browser test
-    items[:] = [item for key in sorted(units, key=lambda k: -cost[k]) for item in sorted(units[key], key=in_unit)]
+    after_cells = lambda item: item.path.suffix != ".ipynb"  # noqa: E731 - a notebook's cells, then its browser test
+    items[:] = [item for key in sorted(units, key=lambda k: -cost[k]) for item in sorted(units[key], key=after_cells)]
 
 
 class _BinderSimulationRunsItsNotebook:
@@ -170,8 +171,11 @@ class SecondPassInTheBrowser:
     def __init__(self) -> None:
         self.notebooks: set[str] = set()  # lessons whose second pass runs in the browser
         self.kernels: dict[str, object] = {}  # nbval's kernels (nbval.kernel.RunningKernel), handed over
+        self.lost: dict[str, str] = {}  # lessons whose first pass ran here but whose kernel was not handed over: why
 
-    @pytest.hookimpl(wrapper=True)  # its part after the yield: once every other hook has selected and deselected
+    # Its part after the yield runs once -m, -k, --deselect and the Binder rule have deselected. (pytest's --lf,
+    # --ff and --nf, off under pyproject's -p no:cacheprovider, filter and reorder after it: take() then falls back.)
+    @pytest.hookimpl(wrapper=True)
     def pytest_collection_modifyitems(self, config, items):
         result = yield
         if any(browser_test_notebook(item) for item in items):
@@ -195,27 +199,40 @@ class SecondPassInTheBrowser:
     def pytest_runtest_teardown(self, item, nextitem):
         if browser_test_notebook(item) is not None:
             self._stop_kernels()  # one its test did not take (it skipped, or failed before it took it)
+        lesson = item.path.suffix == ".ipynb" and item.path.name in self.notebooks
+        if not lesson or getattr(nextitem, "path", None) == item.path:
+            return  # not a lesson whose second pass moves, or not its last cell
         notebook = browser_test_notebook(nextitem) if nextitem is not None else None
-        if notebook is not None and item.path == notebook and notebook.name in self.notebooks:
-            kernel, item.parent.kernel = item.parent.kernel, None  # nbval's IPyNbFile skips a kernel of None
-            if kernel is not None and kernel.is_alive():
-                self.kernels[notebook.name] = kernel
+        if notebook is None or notebook.name != item.path.name:
+            self.lost[item.path.name] = "its browser test did not come right after its cells"
+            return
+        kernel, item.parent.kernel = item.parent.kernel, None  # nbval's IPyNbFile skips a kernel of None
+        if kernel is not None and kernel.is_alive():
+            self.kernels[notebook.name] = kernel
+            self.lost.pop(notebook.name, None)
+        else:
+            self.lost[notebook.name] = "nbval's kernel had stopped (a cell timed out, or the kernel died)"
 
     def take(self, notebook: str):
         """nbval's kernel of ``notebook`` after its first pass, now the caller's to stop; None where the second
-        pass is nbval's own. Raises when the second pass was to run in the browser but no kernel came."""
-        if notebook not in self.notebooks:
-            return None
-        if notebook not in self.kernels:
-            raise RuntimeError(f"{notebook}: nbval's kernel was not handed over (did its cells run just before?)")
-        return self.kernels.pop(notebook)
+        pass is nbval's own, or where the notebook's cells did not run in this process (e.g. under --lf). Raises
+        when they ran but their kernel was not handed over: its second pass would be lost."""
+        if notebook in self.kernels:
+            return self.kernels.pop(notebook)
+        if notebook in self.lost:
+            raise RuntimeError(f"{notebook}: nbval's kernel was not handed over for the second pass: "
+                               f"{self.lost.pop(notebook)}")
+        return None
 
     def pytest_sessionfinish(self):
         self._stop_kernels()
 
     def _stop_kernels(self) -> None:
-        for kernel in self.kernels.values():
-            kernel.stop()
+        for notebook, kernel in self.kernels.items():
+            try:
+                kernel.stop()
+            except Exception as e:  # noqa: BLE001 - said, not raised: this runs inside pytest's teardown
+                warnings.warn(f"{notebook}: nbval's kernel did not stop cleanly: {e!r}", stacklevel=1)
         self.kernels.clear()
 
 

@@ -44,7 +44,8 @@ def one_thread():
 @pytest.fixture(scope="session")
 def chromium():
     """One headless Chromium per test process, kept while it runs (Playwright's sync API allows one instance
-    per thread): every test that drives JupyterLab opens its pages in it."""
+    per thread): every test that drives JupyterLab opens its pages in it. While it runs, Playwright's event loop
+    counts as running in this thread: a test that calls asyncio.run() in-process would fail after it."""
     from labdriver import launch_chromium, require_browser
 
     require_browser()

@@ -146,9 +146,13 @@ class Lab:
         session for ``name`` on it, so that JupyterLab opens the notebook on that kernel. Its id. The server
         forgets it when the session ends (shut_down_kernels), and never stops it: its owner does."""
         before = {kernel["id"] for kernel in self.api("kernels")}
-        # A new file each time: the server reads a file once, and keeps knowing it after the session ends.
+        # A new file each time, never deleted while the server runs: it reads a file once, and keeps knowing it
+        # after the session ends (a file removed then makes its kernel listing fail).
         shutil.copyfile(connection_file, self.external / f"{Path(name).stem}-{os.urandom(4).hex()}.json")
-        kernel_id = next(kernel["id"] for kernel in self.api("kernels") if kernel["id"] not in before)
+        kernel_id = next((kernel["id"] for kernel in self.api("kernels") if kernel["id"] not in before), None)
+        if kernel_id is None:
+            raise RuntimeError("JupyterLab's server did not list the kernel as an external kernel "
+                               f"(--ServerApp.allow_external_kernels):\n{self.log_tail()}")
         self.api("sessions", "POST", {"path": name, "name": name, "type": "notebook", "kernel": {"id": kernel_id}})
         return kernel_id
 
@@ -313,7 +317,8 @@ def browser_copy(notebook: dict, every_cell: bool = False) -> tuple[dict, int]:
     that shows a control, then those that show a quiz (and the earlier ones that define what they call); outputs
     and the saved widget state removed. No markdown: rendering its math is work for Chromium that tests nothing
     here. Not run, so not checked in the browser: the cells after the last control (tqdm's progress bars in 01 and 02
-    among them; nbval runs them). ``every_cell``: all code cells (a second pass in nbval's kernel, conftest.py)."""
+    among them; nbval runs them). ``every_cell``: all code cells, as Run All runs them (a second pass in nbval's kernel,
+    conftest.py; nbval's skip and raises-exception markers do not apply there, and no lesson uses them)."""
     cells = [c for c in notebook["cells"] if c["cell_type"] == "code"]
     shown = [shown_widgets(notebook, c) for c in cells]
     last = len(cells) - 1 if every_cell else max((i for i, (controls, _) in enumerate(shown) if controls), default=-1)

@@ -8,8 +8,8 @@ change; as many move as the executed notebook shows. The first multiple-choice q
 What Run All runs: a lesson with controls is opened on the kernel in which nbval has just run its first pass
 (the root conftest.py hands it over), and every code cell runs again in it: its second pass; the test checks that
 the notebook's session is on that kernel. Otherwise a new kernel runs what the controls and the quiz need: the
-code cells up to the last one that shows a control, then the quiz (labdriver.browser_copy); for a lesson without
-controls, its quiz cell. nbval runs every cell either way.
+code cells up to the last one that shows a control, then the quiz and the cells defining what it calls
+(labdriver.browser_copy); for a lesson without controls, only those. nbval runs every cell either way.
 
 A worker keeps one JupyterLab page for all the browser tests it runs: the first notebook is opened by a page
 load, the next ones from its file browser, and each is closed after its test.
@@ -95,15 +95,21 @@ def page(pages, lab):
 def nbval_kernel(request, name, page, pages, lab):
     """nbval's kernel of notebook ``name`` after its first pass, when the second pass runs here (conftest.py's
     SecondPassInTheBrowser), else None. Afterwards: the tab closed and the session ended while the kernel still
-    answers, then the kernel stopped (JupyterLab's server never owned it)."""
+    answers, then the kernel stopped (JupyterLab's server never owned it), whatever failed before."""
     kernel = request.config.pluginmanager.get_plugin("lora-mini-second-pass").take(name)
-    if kernel is not None:  # quiz answers go to the server's folder, as in the kernels it starts (labdriver.Lab)
-        kernel.kc.execute_interactive(f"import os; os.environ['LORA_MINI_PROGRESS'] = "
-                                      f"{str(lab.workdir / 'progress.json')!r}", silent=True, timeout=60)
-    yield kernel
-    if kernel is not None:
-        pages.release(lab)
-        kernel.stop()
+    if kernel is None:
+        yield None
+        return
+    try:  # quiz answers go to the server's folder, as in the kernels it starts (labdriver.Lab)
+        reply = kernel.kc.execute_interactive(f"import os; os.environ['LORA_MINI_PROGRESS'] = "
+                                              f"{str(lab.workdir / 'progress.json')!r}", silent=True, timeout=60)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        yield kernel
+    finally:
+        try:
+            pages.release(lab)
+        finally:
+            kernel.stop()
 
 
 def notebook_for_the_browser(lab, name: str, every_cell: bool) -> int:

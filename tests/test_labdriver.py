@@ -35,6 +35,16 @@ def test_the_cut_ends_at_the_last_control_then_the_quiz_and_what_it_calls():
     assert "widgets" not in cut["metadata"]
 
 
+def test_the_second_passs_copy_keeps_every_code_cell_in_order():
+    cells = [_cell("import torch"), _cell("show(model)", "box"), _cell("heavy = train(model)", "bar"),
+             {"cell_type": "markdown", "source": "## Quiz", "metadata": {}}, _cell("show_review(seed=0)", "quiz")]
+    copy, controls = browser_copy(_notebook(cells), every_cell=True)
+    assert [c["source"] for c in copy["cells"]] == ["import torch", "show(model)", "heavy = train(model)",
+                                                  "show_review(seed=0)"]
+    assert controls == 1
+    assert all(c["outputs"] == [] and c["execution_count"] is None for c in copy["cells"])
+
+
 def test_a_notebook_without_its_outputs_is_refused_with_the_fix():
     cells = [_cell("show(model)"), _cell("show_quiz('00_why_lora')")]
     with pytest.raises(ValueError, match="execute it"):

@@ -126,6 +126,58 @@ def test_the_second_pass_moves_to_the_browser_only_when_both_sides_run():
         assert rule.notebooks == moved
 
 
+class _Kernel:
+    def __init__(self, alive: bool = True) -> None:
+        self.alive, self.stopped = alive, False
+
+    def is_alive(self) -> bool:
+        return self.alive
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+def _handover_items(lesson: Path, other: Path, kernel) -> tuple:
+    """nbval's last two cells of ``lesson`` (their file holding ``kernel``), its browser test, another's."""
+    nbval_file = SimpleNamespace(kernel=kernel)
+    cells = [SimpleNamespace(path=lesson, name=f"Cell {k}", parent=nbval_file) for k in (0, 1)]
+    test_browser = ROOT / "tests" / "test_browser.py"
+    browser = [SimpleNamespace(path=test_browser, callspec=SimpleNamespace(params={"name": p.name})) for p in (lesson, other)]
+    return (*cells, *browser)
+
+
+def test_nbvals_kernel_goes_to_the_lessons_own_browser_test_and_only_after_its_last_cell():
+    lesson, other = NOTEBOOKS[5], NOTEBOOKS[6]
+    rule = root_conftest.SecondPassInTheBrowser()
+    rule.notebooks = {lesson.name}
+    kernel = _Kernel()
+    first, last, browser, other_browser = _handover_items(lesson, other, kernel)
+    rule.pytest_runtest_teardown(first, last)  # not its last cell: nothing moves
+    assert first.parent.kernel is kernel and rule.take(lesson.name) is None
+    rule.pytest_runtest_teardown(last, other_browser)  # another notebook's test next: nbval keeps and stops it
+    assert last.parent.kernel is kernel
+    with pytest.raises(RuntimeError, match="did not come right after its cells"):
+        rule.take(lesson.name)
+    rule.pytest_runtest_teardown(last, browser)
+    assert last.parent.kernel is None and rule.take(lesson.name) is kernel and not kernel.stopped
+    assert rule.take(other.name) is None  # its cells did not run here: its test runs its own cut
+
+
+def test_a_dead_or_untaken_kernel_is_said_or_stopped():
+    lesson, other = NOTEBOOKS[5], NOTEBOOKS[6]
+    rule = root_conftest.SecondPassInTheBrowser()
+    rule.notebooks = {lesson.name}
+    _, last, browser, _ = _handover_items(lesson, other, _Kernel(alive=False))
+    rule.pytest_runtest_teardown(last, browser)
+    with pytest.raises(RuntimeError, match="had stopped"):
+        rule.take(lesson.name)
+    kernel = _Kernel()
+    _, last, browser, _ = _handover_items(lesson, other, kernel)
+    rule.pytest_runtest_teardown(last, browser)
+    rule.pytest_runtest_teardown(browser, None)  # its test ended without taking it (it skipped)
+    assert kernel.stopped and rule.take(lesson.name) is None
+
+
 def test_the_solutions_notebook_runs_once(nbval_items):
     """Only the lessons are re-run; the solutions notebook is executed once, as before."""
     ids = [i for i in nbval_items if i.startswith("notebooks/solutions/")]
