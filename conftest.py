@@ -82,14 +82,22 @@ def browser_test_notebook(item) -> Path | None:
 
 
 @functools.cache
-def controls_shown(notebook: Path) -> int:
-    """How many controls (outside its quiz) the executed notebook shows; 0 for one saved without outputs."""
+def browser_cut(notebook: Path) -> tuple[list[dict], int]:
+    """(the cells the notebook's browser test runs in a new kernel, the controls the executed notebook shows);
+    for a notebook saved without outputs (its browser test says so): all its cells, 0."""
     from labdriver import browser_copy  # tests/labdriver.py: importable once tests/test_browser.py is collected
 
+    saved = json.loads(notebook.read_text())
     try:
-        return browser_copy(json.loads(notebook.read_text()))[1]
-    except ValueError:  # a notebook saved without outputs: its browser test says so
-        return 0
+        cut, controls = browser_copy(saved)
+    except ValueError:
+        return saved["cells"], 0
+    return cut["cells"], controls
+
+
+def controls_shown(notebook: Path) -> int:
+    """How many controls (outside its quiz) the executed notebook shows; 0 for one saved without outputs."""
+    return browser_cut(notebook)[1]
 
 
 def unit_seconds(notebook: Path, with_browser_test: bool) -> float:
@@ -111,13 +119,7 @@ def _unit(item) -> tuple[str, float, bool]:
         if notebook is None:
             review = item.path.parent.parent / "notebooks" / "12_review.ipynb"
             return item.nodeid, 10 * (recorded_seconds(review) + 10), False
-        from labdriver import browser_copy
-
-        try:
-            cut = browser_copy(json.loads(notebook.read_text()))[0]["cells"]  # its quiz cell
-        except ValueError:  # a notebook saved without outputs: its browser test says so
-            cut = json.loads(notebook.read_text())["cells"]
-        return item.nodeid, 1.5 * cell_seconds(cut) + 10, False
+        return item.nodeid, 1.5 * cell_seconds(browser_cut(notebook)[0]) + 10, False  # its quiz cell, mostly
     if name == "test_binder.py":
         return item.nodeid.split("::")[0], BINDER_SECONDS, True
     return item.nodeid.split("::")[0], 0.0, True  # a test file: its module fixtures built once
