@@ -63,6 +63,8 @@ def test_binder_simulation_runs_its_notebook():
     print(run.stdout[-4000:], run.stderr[-4000:])
     assert run.returncode == 0
     assert "torch 2.13.0+cpu" in run.stdout
+    pinned_pip = re.search(r"\bpip==([\d.]+)", (ROOT / "scripts" / "simulate_binder.sh").read_text()).group(1)
+    assert f"| pip {pinned_pip} |" in run.stdout, "the environment does not have the pip the script pins"
     assert re.search(r"\b1 passed\b", run.stdout)
 
 
