@@ -18,14 +18,14 @@ trap 'rm -rf "$work"' EXIT
 echo "== build: $python venv from binder/ only, in $work/env"
 start=$(date +%s)
 "$python" -m venv "$work/env"
+# The PyTorch CPU index in binder/requirements.txt may be unreachable (as on a machine with only PyPI):
+# one quick try each, then pip takes torch 2.13.0+cpu from whatever else it is configured to search.
+export PIP_RETRIES=${PIP_RETRIES:-0}
 # repo2docker's environment brings a current pip (24.0 in its Python 3.11 lock of 2024-03-28), not the one this
 # Python's venv bundles (23.2.1 for 3.11.7). A recent pip also resolves faster: binder/requirements.txt here
 # took 54.8 s of CPU with pip 23.2.1, 44.2 s with 24.0, 23.8 s with 26.3.
-PIP_RETRIES=${PIP_RETRIES:-0} "$work/env/bin/pip" install --quiet --disable-pip-version-check pip==26.3
-# The PyTorch CPU index in binder/requirements.txt may be unreachable (as on a machine with only PyPI):
-# one quick try each, then pip takes torch 2.13.0+cpu from whatever else it is configured to search.
-(cd "$repo" && PIP_RETRIES=${PIP_RETRIES:-0} "$work/env/bin/pip" install --quiet --disable-pip-version-check \
-    -r binder/requirements.txt)
+"$work/env/bin/pip" install --quiet --disable-pip-version-check pip==26.3
+(cd "$repo" && "$work/env/bin/pip" install --quiet --disable-pip-version-check -r binder/requirements.txt)
 if [ -f "$repo/binder/postBuild" ]; then
     (cd "$repo" && PATH="$work/env/bin:$PATH" bash binder/postBuild)
 fi
